@@ -1,0 +1,74 @@
+//! The replicated inputs: every change to the lock table is one of these, proposed
+//! through Raft and applied in log order on every node. None of them carries a time:
+//! expiry and wait time-outs are decided by the leader and arrive as commands.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    path::LockPath,
+    types::{FencingToken, LeaseId, LockMode, RequestId, Revision},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Command {
+    /// A new lease; its TTL is clamped to the configured bounds.
+    GrantLease {
+        ttl_ms: u64,
+    },
+    /// Ends a lease at its holder's request: its locks are released, its waits dropped.
+    RevokeLease {
+        lease_id: LeaseId,
+    },
+    /// Ends a lease whose deadline passed on the leader's clock (proposed by the lessor).
+    ExpireLease {
+        lease_id: LeaseId,
+    },
+    /// Records remaining TTLs so that a new leader does not give lapsing leases a full
+    /// TTL again (`None` clears a checkpoint after a keepalive).
+    CheckpointLeases {
+        checkpoints: Vec<LeaseCheckpoint>,
+    },
+    Lock(LockRequest),
+    Unlock {
+        path: LockPath,
+        lease_id: LeaseId,
+        token: FencingToken,
+        request_id: RequestId,
+    },
+    /// Removes one waiter, named by the revision at which it queued, so that a late
+    /// time-out never cancels a newer wait of the same lease.
+    CancelWait {
+        path: LockPath,
+        lease_id: LeaseId,
+        queued_revision: Revision,
+        reason: CancelReason,
+    },
+    /// Ends a lock-delay: the path may be granted again.
+    EndLockDelay {
+        path: LockPath,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRequest {
+    pub path: LockPath,
+    pub lease_id: LeaseId,
+    pub mode: LockMode,
+    /// 0 is a try-lock.
+    pub wait_timeout_ms: u64,
+    pub holder_id: String,
+    pub request_id: RequestId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseCheckpoint {
+    pub lease_id: LeaseId,
+    pub remaining_ttl_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelReason {
+    WaitTimeout,
+    Cancelled,
+}
