@@ -12,10 +12,7 @@ pub(crate) struct DeadlineQueue<K: Ord + Clone> {
 
 impl<K: Ord + Clone> Default for DeadlineQueue<K> {
     fn default() -> Self {
-        DeadlineQueue {
-            by_key: BTreeMap::new(),
-            by_deadline: BTreeSet::new(),
-        }
+        DeadlineQueue { by_key: BTreeMap::new(), by_deadline: BTreeSet::new() }
     }
 }
 
@@ -40,9 +37,7 @@ impl<K: Ord + Clone> DeadlineQueue<K> {
 
     /// The earliest deadline.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.by_deadline
-            .first()
-            .map(|(deadline_ms, _)| *deadline_ms)
+        self.by_deadline.first().map(|(deadline_ms, _)| *deadline_ms)
     }
 
     /// Up to `max` keys whose deadline is at or before `now_ms`, earliest first; each

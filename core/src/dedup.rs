@@ -31,9 +31,7 @@ impl RequestWindow {
             return Seen::Repeat(reply.clone());
         }
         if request_id < self.floor {
-            return Seen::TooOld {
-                oldest_kept: self.floor,
-            };
+            return Seen::TooOld { oldest_kept: self.floor };
         }
         Seen::New
     }

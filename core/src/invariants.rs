@@ -22,20 +22,12 @@ impl StateMachine {
             if entry.is_vacant() {
                 return fail(format!("{path} has an empty entry"));
             }
-            let exclusive = entry
-                .holders
-                .iter()
-                .filter(|g| g.mode == LockMode::Exclusive)
-                .count();
+            let exclusive = entry.holders.iter().filter(|g| g.mode == LockMode::Exclusive).count();
             if exclusive > 0 && entry.holders.len() > 1 {
-                return fail(format!(
-                    "{path} has an exclusive grant beside another grant"
-                ));
+                return fail(format!("{path} has an exclusive grant beside another grant"));
             }
             if entry.front_grantable() {
-                return fail(format!(
-                    "{path} has a grantable waiter at the head of its queue"
-                ));
+                return fail(format!("{path} has a grantable waiter at the head of its queue"));
             }
             let mut leases_here = BTreeSet::new();
             for grant in &entry.holders {
@@ -45,10 +37,8 @@ impl StateMachine {
                         grant.token
                     ));
                 }
-                let owned = state
-                    .leases
-                    .get(&grant.lease_id)
-                    .is_some_and(|l| l.held.contains(path));
+                let owned =
+                    state.leases.get(&grant.lease_id).is_some_and(|l| l.held.contains(path));
                 if !owned || !leases_here.insert(grant.lease_id) {
                     return fail(format!(
                         "{path} grant of lease {} is not its lease's",
@@ -63,10 +53,8 @@ impl StateMachine {
                     return fail(format!("{path} queue is not in revision order"));
                 }
                 previous = waiter.queued_revision;
-                let owned = state
-                    .leases
-                    .get(&waiter.lease_id)
-                    .is_some_and(|l| l.waiting.contains(path));
+                let owned =
+                    state.leases.get(&waiter.lease_id).is_some_and(|l| l.waiting.contains(path));
                 if !owned || !leases_here.insert(waiter.lease_id) {
                     return fail(format!(
                         "{path} waiter of lease {} is not its lease's",

@@ -16,10 +16,7 @@ impl StateMachine {
     pub(crate) fn grant_lease(&mut self, ttl_ms: u64, events: &mut Vec<Event>) -> Reply {
         if self.state.leases.len() >= self.limits.leases_max {
             let max = self.limits.leases_max as u64;
-            return Reply::Rejected(Rejection::LimitExceeded {
-                limit: Limit::Leases,
-                max,
-            });
+            return Reply::Rejected(Rejection::LimitExceeded { limit: Limit::Leases, max });
         }
         let ttl_ms = self.limits.clamp_ttl_ms(ttl_ms);
         let lease_id = LeaseId(self.state.next_lease_id);
@@ -44,17 +41,10 @@ impl StateMachine {
         for path in &held {
             self.release(path, lease_id, reason.release_reason(), events);
             if reason == LeaseEndReason::Expired && delay_ms > 0 {
-                let entry = self
-                    .state
-                    .locks
-                    .get_mut(path)
-                    .expect("released path has an entry");
+                let entry = self.state.locks.get_mut(path).expect("released path has an entry");
                 if !entry.delayed {
                     entry.delayed = true;
-                    events.push(Event::LockDelayStarted {
-                        path: path.clone(),
-                        delay_ms,
-                    });
+                    events.push(Event::LockDelayStarted { path: path.clone(), delay_ms });
                 }
             }
         }
@@ -84,10 +74,8 @@ impl StateMachine {
             };
             let remaining_ttl_ms = checkpoint.remaining_ttl_ms.map(|ms| ms.min(lease.ttl_ms));
             lease.remaining_ttl_ms = remaining_ttl_ms;
-            events.push(Event::LeaseCheckpointed {
-                lease_id: checkpoint.lease_id,
-                remaining_ttl_ms,
-            });
+            events
+                .push(Event::LeaseCheckpointed { lease_id: checkpoint.lease_id, remaining_ttl_ms });
         }
         Reply::Checkpointed
     }

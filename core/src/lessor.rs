@@ -90,10 +90,7 @@ pub struct Lessor {
 
 impl Lessor {
     pub fn new(config: LessorConfig) -> Lessor {
-        Lessor {
-            config,
-            ..Lessor::default()
-        }
+        Lessor { config, ..Lessor::default() }
     }
 
     pub fn is_primary(&self) -> bool {
@@ -117,8 +114,7 @@ impl Lessor {
                 expiring: false,
             };
             self.leases.insert(lease_id, clock);
-            self.deadlines
-                .insert(lease_id, now_ms + checkpointed_ms.unwrap_or(ttl_ms));
+            self.deadlines.insert(lease_id, now_ms + checkpointed_ms.unwrap_or(ttl_ms));
         }
         self.next_checkpoint_ms = now_ms + self.config.checkpoint_interval_ms;
     }
@@ -150,10 +146,7 @@ impl Lessor {
                 self.leases.remove(lease_id);
                 self.deadlines.remove(lease_id);
             }
-            Event::LeaseCheckpointed {
-                lease_id,
-                remaining_ttl_ms,
-            } => {
+            Event::LeaseCheckpointed { lease_id, remaining_ttl_ms } => {
                 if let Some(clock) = self.leases.get_mut(lease_id) {
                     clock.checkpointed_ms = *remaining_ttl_ms;
                     clock.checkpoint_in_flight = false;
@@ -172,23 +165,14 @@ impl Lessor {
         if !self.primary {
             return Err(KeepAliveError::NotPrimary);
         }
-        let clock = self
-            .leases
-            .get_mut(&lease_id)
-            .ok_or(KeepAliveError::NotFound(lease_id))?;
-        let deadline_ms = self
-            .deadlines
-            .deadline(&lease_id)
-            .expect("every lease has a deadline");
+        let clock = self.leases.get_mut(&lease_id).ok_or(KeepAliveError::NotFound(lease_id))?;
+        let deadline_ms = self.deadlines.deadline(&lease_id).expect("every lease has a deadline");
         if clock.expiring || deadline_ms <= now_ms {
             return Err(KeepAliveError::Expired(lease_id));
         }
         self.deadlines.insert(lease_id, now_ms + clock.ttl_ms);
         let needs_checkpoint_clear = clock.checkpointed_ms.is_some() || clock.checkpoint_in_flight;
-        Ok(Renewal {
-            ttl_ms: clock.ttl_ms,
-            needs_checkpoint_clear,
-        })
+        Ok(Renewal { ttl_ms: clock.ttl_ms, needs_checkpoint_clear })
     }
 
     /// Leases whose deadline has passed: propose `ExpireLease` for each.
@@ -197,14 +181,9 @@ impl Lessor {
             return Vec::new();
         }
         let retry_at_ms = now_ms + self.config.expire_retry_ms;
-        let expired = self
-            .deadlines
-            .pop_due(now_ms, self.config.expire_batch_max, retry_at_ms);
+        let expired = self.deadlines.pop_due(now_ms, self.config.expire_batch_max, retry_at_ms);
         for lease_id in &expired {
-            self.leases
-                .get_mut(lease_id)
-                .expect("deadline of a known lease")
-                .expiring = true;
+            self.leases.get_mut(lease_id).expect("deadline of a known lease").expiring = true;
         }
         expired
     }
@@ -222,15 +201,11 @@ impl Lessor {
             if checkpoints.len() == self.config.checkpoint_batch_max {
                 break;
             }
-            let deadline_ms = self
-                .deadlines
-                .deadline(lease_id)
-                .expect("every lease has a deadline");
+            let deadline_ms =
+                self.deadlines.deadline(lease_id).expect("every lease has a deadline");
             let remaining_ms = deadline_ms.saturating_sub(now_ms);
             let lapsing = remaining_ms < clock.ttl_ms / 2;
-            let moved = clock
-                .checkpointed_ms
-                .is_none_or(|ms| ms >= remaining_ms + interval_ms);
+            let moved = clock.checkpointed_ms.is_none_or(|ms| ms >= remaining_ms + interval_ms);
             if lapsing && moved && !clock.expiring {
                 clock.checkpoint_in_flight = true;
                 checkpoints.push(LeaseCheckpoint {
@@ -258,15 +233,8 @@ impl Lessor {
     /// The lease's remaining TTL on this leader's clock.
     pub fn remaining_ms(&self, now_ms: u64, lease_id: LeaseId) -> Option<u64> {
         let deadline_ms = self.deadlines.deadline(&lease_id)?;
-        let expiring = self
-            .leases
-            .get(&lease_id)
-            .is_some_and(|clock| clock.expiring);
-        Some(if expiring {
-            0
-        } else {
-            deadline_ms.saturating_sub(now_ms)
-        })
+        let expiring = self.leases.get(&lease_id).is_some_and(|clock| clock.expiring);
+        Some(if expiring { 0 } else { deadline_ms.saturating_sub(now_ms) })
     }
 
     pub fn lease_count(&self) -> usize {

@@ -64,10 +64,7 @@ pub struct LimitsError {
 
 impl Limits {
     pub fn path_rules(&self) -> PathRules {
-        PathRules {
-            bytes_max: self.path_bytes_max,
-            segments_max: self.path_segments_max,
-        }
+        PathRules { bytes_max: self.path_bytes_max, segments_max: self.path_segments_max }
     }
 
     /// Rejects settings that are zero where zero makes no sense, or beyond their ceiling.
@@ -75,16 +72,10 @@ impl Limits {
         let fail = |name, rule: String| Err(LimitsError { name, rule });
         let ceiling = PathRules::CEILING;
         if !(2..=ceiling.bytes_max).contains(&self.path_bytes_max) {
-            return fail(
-                "path_bytes_max",
-                format!("must be in 2..={}", ceiling.bytes_max),
-            );
+            return fail("path_bytes_max", format!("must be in 2..={}", ceiling.bytes_max));
         }
         if !(1..=ceiling.segments_max).contains(&self.path_segments_max) {
-            return fail(
-                "path_segments_max",
-                format!("must be in 1..={}", ceiling.segments_max),
-            );
+            return fail("path_segments_max", format!("must be in 1..={}", ceiling.segments_max));
         }
         for (name, value) in [
             ("holder_id_bytes_max", self.holder_id_bytes_max),
@@ -106,10 +97,7 @@ impl Limits {
             );
         }
         if self.lock_delay_ms > LOCK_DELAY_MS_CEILING {
-            return fail(
-                "lock_delay_ms",
-                format!("must be at most {LOCK_DELAY_MS_CEILING}"),
-            );
+            return fail("lock_delay_ms", format!("must be at most {LOCK_DELAY_MS_CEILING}"));
         }
         Ok(())
     }
@@ -127,21 +115,11 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_settings_are_named() {
         assert_eq!(Limits::default().validate(), Ok(()));
-        let bad = Limits {
-            leases_max: 0,
-            ..Limits::default()
-        };
+        let bad = Limits { leases_max: 0, ..Limits::default() };
         assert_eq!(bad.validate().unwrap_err().name, "leases_max");
-        let bad = Limits {
-            lock_delay_ms: 60_001,
-            ..Limits::default()
-        };
+        let bad = Limits { lock_delay_ms: 60_001, ..Limits::default() };
         assert_eq!(bad.validate().unwrap_err().name, "lock_delay_ms");
-        let bad = Limits {
-            lease_ttl_ms_min: 10,
-            lease_ttl_ms_max: 5,
-            ..Limits::default()
-        };
+        let bad = Limits { lease_ttl_ms_min: 10, lease_ttl_ms_max: 5, ..Limits::default() };
         assert_eq!(bad.validate().unwrap_err().name, "lease_ttl_ms_min");
     }
 

@@ -47,9 +47,7 @@ impl LockEntry {
     }
 
     pub(crate) fn waiter_position(&self, lease_id: LeaseId) -> Option<usize> {
-        self.waiters
-            .iter()
-            .position(|waiter| waiter.lease_id == lease_id)
+        self.waiters.iter().position(|waiter| waiter.lease_id == lease_id)
     }
 
     /// A new request may be granted at once only if nobody queued before it (FIFO, and
@@ -60,11 +58,7 @@ impl LockEntry {
 
     /// Whether the head of the queue may be granted.
     pub(crate) fn front_grantable(&self) -> bool {
-        !self.delayed
-            && self
-                .waiters
-                .front()
-                .is_some_and(|waiter| self.compatible(waiter.mode))
+        !self.delayed && self.waiters.front().is_some_and(|waiter| self.compatible(waiter.mode))
     }
 
     fn compatible(&self, mode: LockMode) -> bool {

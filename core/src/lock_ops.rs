@@ -11,7 +11,7 @@ use crate::{
     command::{CancelReason, LockRequest},
     dedup::Seen,
     event::{Event, WatchEventKind},
-    lock::{Grant, Waiter},
+    lock::{Grant, LockEntry, Waiter},
     machine::{StateMachine, emit},
     path::LockPath,
     reply::{Limit, LockOutcome, Rejection, Reply},
@@ -55,16 +55,9 @@ impl StateMachine {
         if let Err(reply) = self.seen(lease_id, request_id) {
             return reply;
         }
-        let held = self
-            .state
-            .locks
-            .get(path)
-            .and_then(|entry| entry.holder(lease_id));
+        let held = self.state.locks.get(path).and_then(|entry| entry.holder(lease_id));
         let reply = match held {
-            None => Reply::Rejected(Rejection::LockNotHeld {
-                path: path.clone(),
-                lease_id,
-            }),
+            None => Reply::Rejected(Rejection::LockNotHeld { path: path.clone(), lease_id }),
             Some(grant) if grant.token != token => Reply::Rejected(Rejection::StaleToken {
                 path: path.clone(),
                 lease_id,
@@ -98,20 +91,16 @@ impl StateMachine {
             return Reply::NotWaiting;
         };
         let (dequeue_reason, outcome) = match reason {
-            CancelReason::WaitTimeout => (
-                DequeueReason::WaitTimeout,
-                Rejection::WaitTimedOut { path: path.clone() },
-            ),
-            CancelReason::Cancelled => (
-                DequeueReason::Cancelled,
-                Rejection::WaitCancelled { path: path.clone() },
-            ),
+            CancelReason::WaitTimeout => {
+                (DequeueReason::WaitTimeout, Rejection::WaitTimedOut { path: path.clone() })
+            }
+            CancelReason::Cancelled => {
+                (DequeueReason::Cancelled, Rejection::WaitCancelled { path: path.clone() })
+            }
         };
         let waiter = self.dequeue(path, position, dequeue_reason, events);
         if let Some(lease) = self.state.leases.get_mut(&lease_id) {
-            lease
-                .requests
-                .resolve(waiter.request_id, Reply::Rejected(outcome));
+            lease.requests.resolve(waiter.request_id, Reply::Rejected(outcome));
         }
         self.hand_off(path, events);
         Reply::WaitCancelled
@@ -135,25 +124,14 @@ impl StateMachine {
         events: &mut Vec<Event>,
     ) {
         let state = &mut self.state;
-        let entry = state
-            .locks
-            .get_mut(path)
-            .expect("released path has an entry");
-        let index = entry
-            .holders
-            .iter()
-            .position(|grant| grant.lease_id == lease_id);
-        let grant = entry
-            .holders
-            .remove(index.expect("released lease holds the path"));
+        let entry = state.locks.get_mut(path).expect("released path has an entry");
+        let index = entry.holders.iter().position(|grant| grant.lease_id == lease_id);
+        let grant = entry.holders.remove(index.expect("released lease holds the path"));
         if let Some(lease) = state.leases.get_mut(&lease_id) {
             lease.held.remove(path);
         }
         let who = (grant.lease_id, grant.holder_id.as_str(), grant.mode);
-        let kind = WatchEventKind::Released {
-            token: grant.token,
-            reason,
-        };
+        let kind = WatchEventKind::Released { token: grant.token, reason };
         emit(&mut state.revision, events, path, who, kind);
     }
 
@@ -166,22 +144,13 @@ impl StateMachine {
         events: &mut Vec<Event>,
     ) -> Waiter {
         let state = &mut self.state;
-        let entry = state
-            .locks
-            .get_mut(path)
-            .expect("dequeued path has an entry");
-        let waiter = entry
-            .waiters
-            .remove(position)
-            .expect("waiter position is in the queue");
+        let entry = state.locks.get_mut(path).expect("dequeued path has an entry");
+        let waiter = entry.waiters.remove(position).expect("waiter position is in the queue");
         if let Some(lease) = state.leases.get_mut(&waiter.lease_id) {
             lease.waiting.remove(path);
         }
         let who = (waiter.lease_id, waiter.holder_id.as_str(), waiter.mode);
-        let kind = WatchEventKind::Dequeued {
-            queued_revision: waiter.queued_revision,
-            reason,
-        };
+        let kind = WatchEventKind::Dequeued { queued_revision: waiter.queued_revision, reason };
         emit(&mut state.revision, events, path, who, kind);
         waiter
     }
@@ -194,25 +163,14 @@ impl StateMachine {
             return;
         };
         while entry.front_grantable() {
-            let waiter = entry
-                .waiters
-                .pop_front()
-                .expect("front_grantable implies a waiter");
+            let waiter = entry.waiters.pop_front().expect("front_grantable implies a waiter");
             let who = (waiter.lease_id, waiter.holder_id.as_str(), waiter.mode);
-            let kind = WatchEventKind::Acquired {
-                queued_revision: Some(waiter.queued_revision),
-            };
+            let kind = WatchEventKind::Acquired { queued_revision: Some(waiter.queued_revision) };
             let token = emit(&mut state.revision, events, path, who, kind);
-            let lease = state
-                .leases
-                .get_mut(&waiter.lease_id)
-                .expect("a waiter's lease exists");
+            let lease = state.leases.get_mut(&waiter.lease_id).expect("a waiter's lease exists");
             lease.waiting.remove(path);
             lease.held.insert(path.clone());
-            let granted = Reply::Lock(LockOutcome::Granted {
-                token,
-                mode: waiter.mode,
-            });
+            let granted = Reply::Lock(LockOutcome::Granted { token, mode: waiter.mode });
             lease.requests.resolve(waiter.request_id, granted);
             entry.holders.push(Grant {
                 lease_id: waiter.lease_id,
@@ -269,16 +227,11 @@ impl StateMachine {
     fn decide(&self, request: &LockRequest) -> Decision {
         let lease = &self.state.leases[&request.lease_id];
         let entry = self.state.locks.get(&request.path);
-        if let Some(entry) = entry {
-            if let Some(reply) = self.repeat_of_own_lock(entry, request) {
-                return Decision::Answer(reply);
-            }
+        if let Some(reply) = entry.and_then(|entry| repeat_of_own_lock(entry, request)) {
+            return Decision::Answer(reply);
         }
         let limit = |limit: Limit, max: usize| {
-            Decision::Answer(Reply::Rejected(Rejection::LimitExceeded {
-                limit,
-                max: max as u64,
-            }))
+            Decision::Answer(Reply::Rejected(Rejection::LimitExceeded { limit, max: max as u64 }))
         };
         if lease.lock_count() >= self.limits.locks_per_lease_max {
             return limit(Limit::LocksPerLease, self.limits.locks_per_lease_max);
@@ -300,82 +253,28 @@ impl StateMachine {
         }
     }
 
-    /// The same lease asking again for a path it holds or waits for gets the same
-    /// grant or place back (never a deadlock with itself); in another mode, a refusal.
-    fn repeat_of_own_lock(
-        &self,
-        entry: &crate::lock::LockEntry,
-        request: &LockRequest,
-    ) -> Option<Reply> {
-        let (held_mode, outcome) = if let Some(grant) = entry.holder(request.lease_id) {
-            (
-                grant.mode,
-                LockOutcome::Granted {
-                    token: grant.token,
-                    mode: grant.mode,
-                },
-            )
-        } else {
-            let position = entry.waiter_position(request.lease_id)?;
-            let waiter = &entry.waiters[position];
-            (
-                waiter.mode,
-                LockOutcome::Queued {
-                    queued_revision: waiter.queued_revision,
-                    position,
-                },
-            )
-        };
-        if held_mode != request.mode {
-            return Some(Reply::Rejected(Rejection::ModeConflict {
-                path: request.path.clone(),
-                lease_id: request.lease_id,
-                held: held_mode,
-            }));
-        }
-        Some(Reply::Lock(outcome))
-    }
-
     fn grant_now(&mut self, request: &LockRequest, events: &mut Vec<Event>) -> Reply {
         let state = &mut self.state;
         let who = (request.lease_id, request.holder_id.as_str(), request.mode);
-        let kind = WatchEventKind::Acquired {
-            queued_revision: None,
-        };
+        let kind = WatchEventKind::Acquired { queued_revision: None };
         let token = emit(&mut state.revision, events, &request.path, who, kind);
-        state
-            .locks
-            .entry(request.path.clone())
-            .or_default()
-            .holders
-            .push(Grant {
-                lease_id: request.lease_id,
-                holder_id: request.holder_id.clone(),
-                mode: request.mode,
-                token,
-            });
-        let lease = state
-            .leases
-            .get_mut(&request.lease_id)
-            .expect("checked by decide");
-        lease.held.insert(request.path.clone());
-        Reply::Lock(LockOutcome::Granted {
-            token,
+        state.locks.entry(request.path.clone()).or_default().holders.push(Grant {
+            lease_id: request.lease_id,
+            holder_id: request.holder_id.clone(),
             mode: request.mode,
-        })
+            token,
+        });
+        let lease = state.leases.get_mut(&request.lease_id).expect("checked by decide");
+        lease.held.insert(request.path.clone());
+        Reply::Lock(LockOutcome::Granted { token, mode: request.mode })
     }
 
     fn enqueue(&mut self, request: &LockRequest, events: &mut Vec<Event>) -> Reply {
         let state = &mut self.state;
         let who = (request.lease_id, request.holder_id.as_str(), request.mode);
-        let kind = WatchEventKind::Queued {
-            wait_timeout_ms: request.wait_timeout_ms,
-        };
+        let kind = WatchEventKind::Queued { wait_timeout_ms: request.wait_timeout_ms };
         let queued_revision = emit(&mut state.revision, events, &request.path, who, kind);
-        let entry = state
-            .locks
-            .get_mut(&request.path)
-            .expect("queued behind an entry");
+        let entry = state.locks.get_mut(&request.path).expect("queued behind an entry");
         entry.waiters.push_back(Waiter {
             lease_id: request.lease_id,
             holder_id: request.holder_id.clone(),
@@ -385,14 +284,28 @@ impl StateMachine {
             request_id: request.request_id,
         });
         let position = entry.waiters.len() - 1;
-        let lease = state
-            .leases
-            .get_mut(&request.lease_id)
-            .expect("checked by decide");
+        let lease = state.leases.get_mut(&request.lease_id).expect("checked by decide");
         lease.waiting.insert(request.path.clone());
-        Reply::Lock(LockOutcome::Queued {
-            queued_revision,
-            position,
-        })
+        Reply::Lock(LockOutcome::Queued { queued_revision, position })
     }
+}
+
+/// The same lease asking again for a path it holds or waits for gets the same
+/// grant or place back (never a deadlock with itself); in another mode, a refusal.
+fn repeat_of_own_lock(entry: &LockEntry, request: &LockRequest) -> Option<Reply> {
+    let (held_mode, outcome) = if let Some(grant) = entry.holder(request.lease_id) {
+        (grant.mode, LockOutcome::Granted { token: grant.token, mode: grant.mode })
+    } else {
+        let position = entry.waiter_position(request.lease_id)?;
+        let waiter = &entry.waiters[position];
+        (waiter.mode, LockOutcome::Queued { queued_revision: waiter.queued_revision, position })
+    };
+    if held_mode != request.mode {
+        return Some(Reply::Rejected(Rejection::ModeConflict {
+            path: request.path.clone(),
+            lease_id: request.lease_id,
+            held: held_mode,
+        }));
+    }
+    Some(Reply::Lock(outcome))
 }

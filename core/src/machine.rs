@@ -50,13 +50,7 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(limits: Limits) -> StateMachine {
-        StateMachine {
-            limits,
-            state: State {
-                next_lease_id: 1,
-                ..State::default()
-            },
-        }
+        StateMachine { limits, state: State { next_lease_id: 1, ..State::default() } }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -78,18 +72,12 @@ impl StateMachine {
                 self.checkpoint_leases(checkpoints, &mut events)
             }
             Command::Lock(request) => self.acquire(request, &mut events),
-            Command::Unlock {
-                path,
-                lease_id,
-                token,
-                request_id,
-            } => self.unlock(path, *lease_id, *token, *request_id, &mut events),
-            Command::CancelWait {
-                path,
-                lease_id,
-                queued_revision,
-                reason,
-            } => self.cancel_wait(path, *lease_id, *queued_revision, *reason, &mut events),
+            Command::Unlock { path, lease_id, token, request_id } => {
+                self.unlock(path, *lease_id, *token, *request_id, &mut events)
+            }
+            Command::CancelWait { path, lease_id, queued_revision, reason } => {
+                self.cancel_wait(path, *lease_id, *queued_revision, *reason, &mut events)
+            }
             Command::EndLockDelay { path } => self.end_lock_delay(path, &mut events),
         };
         Applied { reply, events }

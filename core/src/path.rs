@@ -15,16 +15,10 @@ pub struct PathRules {
 
 impl PathRules {
     /// The bounds of DESIGN.md: 512 bytes, 32 segments.
-    pub const DEFAULT: PathRules = PathRules {
-        bytes_max: 512,
-        segments_max: 32,
-    };
+    pub const DEFAULT: PathRules = PathRules { bytes_max: 512, segments_max: 32 };
     /// No configuration may allow more than this; decoding a log entry or a snapshot
     /// checks against it, since those were validated against the configuration once.
-    pub const CEILING: PathRules = PathRules {
-        bytes_max: 4096,
-        segments_max: 256,
-    };
+    pub const CEILING: PathRules = PathRules { bytes_max: 4096, segments_max: 256 };
 }
 
 impl Default for PathRules {
@@ -49,11 +43,7 @@ pub enum PathError {
         "invalid path {path:?}: character {ch:?} at byte {offset} is not allowed; \
          segments may contain only A-Z a-z 0-9 . _ -"
     )]
-    InvalidChar {
-        path: String,
-        ch: char,
-        offset: usize,
-    },
+    InvalidChar { path: String, ch: char, offset: usize },
     #[error("invalid path: it is {len} bytes long; the limit is {max} bytes")]
     TooLong { len: usize, max: usize },
     #[error("invalid path: it has {count} segments; the limit is {max} segments")]
@@ -99,10 +89,7 @@ fn check(path: &str, rules: PathRules) -> Result<(), PathError> {
         return Err(PathError::Empty);
     }
     if path.len() > rules.bytes_max {
-        return Err(PathError::TooLong {
-            len: path.len(),
-            max: rules.bytes_max,
-        });
+        return Err(PathError::TooLong { len: path.len(), max: rules.bytes_max });
     }
     let Some(rest) = path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute { path: owned() });
@@ -115,25 +102,15 @@ fn check(path: &str, rules: PathRules) -> Result<(), PathError> {
     for segment in rest.split('/') {
         count += 1;
         if segment.is_empty() {
-            return Err(PathError::EmptySegment {
-                path: owned(),
-                offset,
-            });
+            return Err(PathError::EmptySegment { path: owned(), offset });
         }
         if let Some((at, ch)) = segment.char_indices().find(|(_, ch)| !allowed(*ch)) {
-            return Err(PathError::InvalidChar {
-                path: owned(),
-                ch,
-                offset: offset + at,
-            });
+            return Err(PathError::InvalidChar { path: owned(), ch, offset: offset + at });
         }
         offset += segment.len() + 1;
     }
     if count > rules.segments_max {
-        return Err(PathError::TooManySegments {
-            count,
-            max: rules.segments_max,
-        });
+        return Err(PathError::TooManySegments { count, max: rules.segments_max });
     }
     Ok(())
 }
@@ -201,36 +178,20 @@ mod tests {
         assert_eq!(parse(""), Err(PathError::Empty));
         assert!(matches!(parse("db/x"), Err(PathError::NotAbsolute { .. })));
         assert!(matches!(parse("/"), Err(PathError::TrailingSlash { .. })));
-        assert!(matches!(
-            parse("/db/"),
-            Err(PathError::TrailingSlash { .. })
-        ));
+        assert!(matches!(parse("/db/"), Err(PathError::TrailingSlash { .. })));
         assert_eq!(
             parse("/db//x"),
-            Err(PathError::EmptySegment {
-                path: "/db//x".into(),
-                offset: 4
-            })
+            Err(PathError::EmptySegment { path: "/db//x".into(), offset: 4 })
         );
         assert_eq!(
             parse("/db/us er"),
-            Err(PathError::InvalidChar {
-                path: "/db/us er".into(),
-                ch: ' ',
-                offset: 6
-            })
+            Err(PathError::InvalidChar { path: "/db/us er".into(), ch: ' ', offset: 6 })
         );
-        assert!(matches!(
-            parse("/é"),
-            Err(PathError::InvalidChar { ch: 'é', .. })
-        ));
+        assert!(matches!(parse("/é"), Err(PathError::InvalidChar { ch: 'é', .. })));
         let long = format!("/{}", "a".repeat(512));
         assert_eq!(parse(&long), Err(PathError::TooLong { len: 513, max: 512 }));
         let deep = "/a".repeat(33);
-        assert_eq!(
-            parse(&deep),
-            Err(PathError::TooManySegments { count: 33, max: 32 })
-        );
+        assert_eq!(parse(&deep), Err(PathError::TooManySegments { count: 33, max: 32 }));
         assert!(parse(&"/a".repeat(32)).is_ok());
         let message = parse("/db/us er").unwrap_err().to_string();
         assert!(message.contains("A-Z a-z 0-9 . _ -"), "{message}");
@@ -255,9 +216,6 @@ mod tests {
         let bytes = postcard::to_stdvec(&"not/absolute").unwrap();
         assert!(postcard::from_bytes::<LockPath>(&bytes).is_err());
         let bytes = postcard::to_stdvec(&"/ok").unwrap();
-        assert_eq!(
-            postcard::from_bytes::<LockPath>(&bytes).unwrap().as_str(),
-            "/ok"
-        );
+        assert_eq!(postcard::from_bytes::<LockPath>(&bytes).unwrap().as_str(), "/ok");
     }
 }

@@ -90,27 +90,14 @@ pub enum Rejection {
     #[error(
         "stale fencing token {token} for {path}: lease {lease_id} holds it with token {current}"
     )]
-    StaleToken {
-        path: LockPath,
-        lease_id: LeaseId,
-        token: FencingToken,
-        current: FencingToken,
-    },
+    StaleToken { path: LockPath, lease_id: LeaseId, token: FencingToken, current: FencingToken },
     #[error("lease {lease_id} already holds or waits for {path} in {held} mode")]
-    ModeConflict {
-        path: LockPath,
-        lease_id: LeaseId,
-        held: LockMode,
-    },
+    ModeConflict { path: LockPath, lease_id: LeaseId, held: LockMode },
     #[error(
         "request id {request_id} of lease {lease_id} is older than the oldest one remembered \
          ({oldest_kept}); request ids must be unique and increasing per lease"
     )]
-    RequestIdTooOld {
-        lease_id: LeaseId,
-        request_id: RequestId,
-        oldest_kept: RequestId,
-    },
+    RequestIdTooOld { lease_id: LeaseId, request_id: RequestId, oldest_kept: RequestId },
     #[error("limit {} reached: at most {max}", limit.name())]
     LimitExceeded { limit: Limit, max: u64 },
     #[error("holder id is {len} bytes; the limit is {max} bytes")]

@@ -72,10 +72,7 @@ impl StateMachine {
         let (state, rest): (State, _) =
             postcard::take_from_bytes(body).map_err(|e| SnapshotError::Decode(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(SnapshotError::Decode(format!(
-                "{} trailing bytes",
-                rest.len()
-            )));
+            return Err(SnapshotError::Decode(format!("{} trailing bytes", rest.len())));
         }
         let mut machine = StateMachine { limits, state };
         machine.rebuild_lease_indexes()?;
@@ -93,11 +90,7 @@ impl StateMachine {
                     let message = format!("{path} names lease {lease_id}, which does not exist");
                     return Err(SnapshotError::Inconsistent(message));
                 };
-                let set = if holds {
-                    &mut lease.held
-                } else {
-                    &mut lease.waiting
-                };
+                let set = if holds { &mut lease.held } else { &mut lease.waiting };
                 if !set.insert(path.clone()) {
                     let message = format!("{path} names lease {lease_id} twice");
                     return Err(SnapshotError::Inconsistent(message));

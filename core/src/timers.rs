@@ -39,10 +39,7 @@ pub struct TimersConfig {
 
 impl Default for TimersConfig {
     fn default() -> Self {
-        TimersConfig {
-            batch_max: 1_000,
-            retry_ms: 1_000,
-        }
+        TimersConfig { batch_max: 1_000, retry_ms: 1_000 }
     }
 }
 
@@ -55,10 +52,7 @@ pub struct Timers {
 
 impl Timers {
     pub fn new(config: TimersConfig) -> Timers {
-        Timers {
-            config,
-            ..Timers::default()
-        }
+        Timers { config, ..Timers::default() }
     }
 
     /// Arms a timer for every waiter and lock-delay in `state`.
@@ -75,8 +69,7 @@ impl Timers {
         }
         let delay_ms = state.limits().lock_delay_ms;
         for path in state.delayed_paths() {
-            self.queue
-                .insert(Timer::LockDelay { path: path.clone() }, now_ms + delay_ms);
+            self.queue.insert(Timer::LockDelay { path: path.clone() }, now_ms + delay_ms);
         }
     }
 
@@ -97,40 +90,19 @@ impl Timers {
                 match watch.kind {
                     WatchEventKind::Queued { wait_timeout_ms } => {
                         let queued_revision = watch.revision;
-                        let timer = Timer::Wait {
-                            path,
-                            lease_id,
-                            queued_revision,
-                        };
+                        let timer = Timer::Wait { path, lease_id, queued_revision };
                         self.queue.insert(timer, now_ms + wait_timeout_ms);
                     }
-                    WatchEventKind::Dequeued {
-                        queued_revision, ..
-                    } => {
-                        self.queue.remove(&Timer::Wait {
-                            path,
-                            lease_id,
-                            queued_revision,
-                        });
+                    WatchEventKind::Dequeued { queued_revision, .. }
+                    | WatchEventKind::Acquired { queued_revision: Some(queued_revision) } => {
+                        self.queue.remove(&Timer::Wait { path, lease_id, queued_revision });
                     }
-                    WatchEventKind::Acquired {
-                        queued_revision: Some(queued_revision),
-                    } => {
-                        self.queue.remove(&Timer::Wait {
-                            path,
-                            lease_id,
-                            queued_revision,
-                        });
-                    }
-                    WatchEventKind::Acquired {
-                        queued_revision: None,
-                    }
+                    WatchEventKind::Acquired { queued_revision: None }
                     | WatchEventKind::Released { .. } => {}
                 }
             }
             Event::LockDelayStarted { path, delay_ms } => {
-                self.queue
-                    .insert(Timer::LockDelay { path: path.clone() }, now_ms + delay_ms);
+                self.queue.insert(Timer::LockDelay { path: path.clone() }, now_ms + delay_ms);
             }
             Event::LockDelayEnded { path } => {
                 self.queue.remove(&Timer::LockDelay { path: path.clone() });
@@ -145,16 +117,10 @@ impl Timers {
             return Vec::new();
         }
         let retry_at_ms = now_ms + self.config.retry_ms;
-        let due = self
-            .queue
-            .pop_due(now_ms, self.config.batch_max, retry_at_ms);
+        let due = self.queue.pop_due(now_ms, self.config.batch_max, retry_at_ms);
         due.into_iter()
             .map(|timer| match timer {
-                Timer::Wait {
-                    path,
-                    lease_id,
-                    queued_revision,
-                } => Command::CancelWait {
+                Timer::Wait { path, lease_id, queued_revision } => Command::CancelWait {
                     path,
                     lease_id,
                     queued_revision,
@@ -166,11 +132,7 @@ impl Timers {
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {
-        if self.primary {
-            self.queue.next_deadline()
-        } else {
-            None
-        }
+        if self.primary { self.queue.next_deadline() } else { None }
     }
 
     pub fn len(&self) -> usize {

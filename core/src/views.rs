@@ -61,10 +61,7 @@ impl StateMachine {
     }
 
     pub fn lock(&self, path: &LockPath) -> Option<LockView> {
-        self.state
-            .locks
-            .get(path)
-            .map(|entry| lock_view(path, entry))
+        self.state.locks.get(path).map(|entry| lock_view(path, entry))
     }
 
     /// Up to `limit` locks at or below `prefix`, in path order, after `after`.
@@ -92,10 +89,7 @@ impl StateMachine {
             .map(|entry| entry.holders.iter().map(|grant| grant.token).collect())
             .unwrap_or_default();
         current_tokens.sort_unstable_by(|a, b| b.cmp(a));
-        FenceCheck {
-            valid: current_tokens.contains(&token),
-            current_tokens,
-        }
+        FenceCheck { valid: current_tokens.contains(&token), current_tokens }
     }
 
     pub fn lease(&self, lease_id: LeaseId) -> Option<LeaseView> {
@@ -129,20 +123,13 @@ impl StateMachine {
     /// Every waiter, for a new leader to arm its wait time-outs.
     pub fn waiters(&self) -> impl Iterator<Item = (&LockPath, WaiterView)> + '_ {
         self.state.locks.iter().flat_map(|(path, entry)| {
-            entry
-                .waiters
-                .iter()
-                .map(move |waiter| (path, waiter_view(waiter)))
+            entry.waiters.iter().map(move |waiter| (path, waiter_view(waiter)))
         })
     }
 
     /// Every path under a lock-delay, for a new leader to arm its ends.
     pub fn delayed_paths(&self) -> impl Iterator<Item = &LockPath> + '_ {
-        self.state
-            .locks
-            .iter()
-            .filter(|(_, entry)| entry.delayed)
-            .map(|(path, _)| path)
+        self.state.locks.iter().filter(|(_, entry)| entry.delayed).map(|(path, _)| path)
     }
 }
 

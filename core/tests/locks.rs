@@ -9,19 +9,14 @@ use lockmgr_core::{
 };
 use support::{Checked, lock_command, path, watch};
 
-const ACQUIRED: WatchEventKind = WatchEventKind::Acquired {
-    queued_revision: None,
-};
+const ACQUIRED: WatchEventKind = WatchEventKind::Acquired { queued_revision: None };
 
 fn granted(token: u64, mode: lockmgr_core::LockMode) -> Reply {
     Reply::Lock(LockOutcome::Granted { token, mode })
 }
 
 fn queued(queued_revision: u64, position: usize) -> Reply {
-    Reply::Lock(LockOutcome::Queued {
-        queued_revision,
-        position,
-    })
+    Reply::Lock(LockOutcome::Queued { queued_revision, position })
 }
 
 #[test]
@@ -30,10 +25,7 @@ fn a_free_path_is_granted_with_the_next_revision_as_token() {
     let a = sm.lease(10_000);
     let applied = sm.lock("/db/users", a, Exclusive, 0);
     assert_eq!(applied.reply, granted(1, Exclusive));
-    assert_eq!(
-        watch(&applied),
-        vec![(1, "/db/users".into(), a.0, ACQUIRED)]
-    );
+    assert_eq!(watch(&applied), vec![(1, "/db/users".into(), a.0, ACQUIRED)]);
     assert_eq!(sm.0.revision(), 1);
 }
 
@@ -43,21 +35,11 @@ fn try_lock_on_a_held_path_is_busy_and_names_the_holder() {
     let (a, b) = (sm.lease(10_000), sm.lease(10_000));
     sm.grant("/x", a, Exclusive);
     let applied = sm.lock("/x", b, Exclusive, 0);
-    let holder = HolderView {
-        lease_id: a,
-        holder_id: "holder-1".into(),
-        token: 1,
-        mode: Exclusive,
-    };
-    let busy = LockOutcome::Busy {
-        holders: vec![holder],
-        lock_delay: false,
-    };
+    let holder =
+        HolderView { lease_id: a, holder_id: "holder-1".into(), token: 1, mode: Exclusive };
+    let busy = LockOutcome::Busy { holders: vec![holder], lock_delay: false };
     assert_eq!(applied.reply, Reply::Lock(busy));
-    assert!(
-        applied.events.is_empty(),
-        "a refused try-lock changes nothing"
-    );
+    assert!(applied.events.is_empty(), "a refused try-lock changes nothing");
     assert_eq!(sm.0.revision(), 1);
 }
 
@@ -71,19 +53,11 @@ fn waiters_are_granted_in_fifo_order_on_release() {
 
     let applied = sm.unlock("/q", a, token_a);
     assert_eq!(applied.reply, Reply::Unlocked { token: token_a });
-    let released = WatchEventKind::Released {
-        token: 1,
-        reason: ReleaseReason::Released,
-    };
-    let handed = WatchEventKind::Acquired {
-        queued_revision: Some(2),
-    };
+    let released = WatchEventKind::Released { token: 1, reason: ReleaseReason::Released };
+    let handed = WatchEventKind::Acquired { queued_revision: Some(2) };
     assert_eq!(
         watch(&applied),
-        vec![
-            (4, "/q".into(), a.0, released),
-            (5, "/q".into(), b.0, handed)
-        ]
+        vec![(4, "/q".into(), a.0, released), (5, "/q".into(), b.0, handed)]
     );
     let view = sm.0.lock(&path("/q")).unwrap();
     assert_eq!(view.holders[0].lease_id, b);
@@ -100,17 +74,9 @@ fn shared_holders_coexist_and_exclusive_waits_for_all_of_them() {
     let t2 = sm.grant("/cfg", r2, Shared);
     assert!(t2 > t1);
     assert_eq!(sm.lock("/cfg", w, Exclusive, 1_000).reply, queued(3, 0));
-    assert!(
-        watch(&sm.unlock("/cfg", r1, t1))
-            .iter()
-            .all(|e| e.2 == r1.0)
-    );
+    assert!(watch(&sm.unlock("/cfg", r1, t1)).iter().all(|e| e.2 == r1.0));
     let applied = sm.unlock("/cfg", r2, t2);
-    assert_eq!(
-        watch(&applied).last().unwrap().2,
-        w.0,
-        "the writer gets it after the last reader"
-    );
+    assert_eq!(watch(&applied).last().unwrap().2, w.0, "the writer gets it after the last reader");
 }
 
 #[test]
@@ -127,22 +93,13 @@ fn a_shared_request_behind_a_queued_exclusive_one_waits() {
     ));
     let applied = sm.unlock("/cfg", r1, t1);
     let acquirers: Vec<i64> = watch(&applied).iter().skip(1).map(|e| e.2).collect();
-    assert_eq!(
-        acquirers,
-        vec![w.0],
-        "the writer first, the reader after it"
-    );
+    assert_eq!(acquirers, vec![w.0], "the writer first, the reader after it");
 }
 
 #[test]
 fn consecutive_shared_waiters_are_granted_together() {
     let mut sm = Checked::new();
-    let (w, r1, r2, w2) = (
-        sm.lease(10_000),
-        sm.lease(10_000),
-        sm.lease(10_000),
-        sm.lease(10_000),
-    );
+    let (w, r1, r2, w2) = (sm.lease(10_000), sm.lease(10_000), sm.lease(10_000), sm.lease(10_000));
     let token = sm.grant("/p", w, Exclusive);
     sm.lock("/p", r1, Shared, 1_000);
     sm.lock("/p", r2, Shared, 1_000);
@@ -173,11 +130,7 @@ fn the_same_lease_in_another_mode_is_refused() {
     let a = sm.lease(10_000);
     sm.grant("/x", a, Shared);
     let reply = sm.lock("/x", a, Exclusive, 0).reply;
-    let conflict = Rejection::ModeConflict {
-        path: path("/x"),
-        lease_id: a,
-        held: Shared,
-    };
+    let conflict = Rejection::ModeConflict { path: path("/x"), lease_id: a, held: Shared };
     assert_eq!(reply, Reply::Rejected(conflict));
 }
 
@@ -186,27 +139,14 @@ fn unlock_refuses_a_stale_token_and_an_unheld_path() {
     let mut sm = Checked::new();
     let (a, b) = (sm.lease(10_000), sm.lease(10_000));
     let token = sm.grant("/x", a, Exclusive);
-    let stale = Rejection::StaleToken {
-        path: path("/x"),
-        lease_id: a,
-        token: 99,
-        current: token,
-    };
+    let stale = Rejection::StaleToken { path: path("/x"), lease_id: a, token: 99, current: token };
     assert_eq!(sm.unlock("/x", a, 99).reply, Reply::Rejected(stale));
-    let not_held = Rejection::LockNotHeld {
-        path: path("/x"),
-        lease_id: b,
-    };
+    let not_held = Rejection::LockNotHeld { path: path("/x"), lease_id: b };
     assert_eq!(sm.unlock("/x", b, token).reply, Reply::Rejected(not_held));
     assert_eq!(sm.unlock("/x", a, token).reply, Reply::Unlocked { token });
     assert_eq!(sm.0.lock(&path("/x")), None, "a free path leaves the table");
-    let unknown = Rejection::LeaseNotFound {
-        lease_id: LeaseId(77),
-    };
-    assert_eq!(
-        sm.unlock("/x", LeaseId(77), token).reply,
-        Reply::Rejected(unknown)
-    );
+    let unknown = Rejection::LeaseNotFound { lease_id: LeaseId(77) };
+    assert_eq!(sm.unlock("/x", LeaseId(77), token).reply, Reply::Rejected(unknown));
 }
 
 #[test]
@@ -221,23 +161,13 @@ fn cancel_wait_removes_exactly_the_named_wait() {
         queued_revision,
         reason: CancelReason::WaitTimeout,
     };
-    assert_eq!(
-        sm.apply(cancel(7)).reply,
-        Reply::NotWaiting,
-        "another wait's time-out"
-    );
+    assert_eq!(sm.apply(cancel(7)).reply, Reply::NotWaiting, "another wait's time-out");
     let applied = sm.apply(cancel(2));
     assert_eq!(applied.reply, Reply::WaitCancelled);
-    let dequeued = WatchEventKind::Dequeued {
-        queued_revision: 2,
-        reason: DequeueReason::WaitTimeout,
-    };
+    let dequeued =
+        WatchEventKind::Dequeued { queued_revision: 2, reason: DequeueReason::WaitTimeout };
     assert_eq!(watch(&applied), vec![(3, "/x".into(), b.0, dequeued)]);
-    assert_eq!(
-        sm.apply(cancel(2)).reply,
-        Reply::NotWaiting,
-        "a repeated time-out"
-    );
+    assert_eq!(sm.apply(cancel(2)).reply, Reply::NotWaiting, "a repeated time-out");
 }
 
 #[test]
@@ -254,36 +184,25 @@ fn cancelling_a_queued_writer_lets_the_readers_behind_it_in() {
         reason: CancelReason::Cancelled,
     });
     let kinds: Vec<_> = watch(&applied).into_iter().map(|e| (e.2, e.3)).collect();
-    let dequeued = WatchEventKind::Dequeued {
-        queued_revision: 2,
-        reason: DequeueReason::Cancelled,
-    };
-    let acquired = WatchEventKind::Acquired {
-        queued_revision: Some(3),
-    };
+    let dequeued =
+        WatchEventKind::Dequeued { queued_revision: 2, reason: DequeueReason::Cancelled };
+    let acquired = WatchEventKind::Acquired { queued_revision: Some(3) };
     assert_eq!(kinds, vec![(w.0, dequeued), (r2.0, acquired)]);
 }
 
 #[test]
 fn lock_delay_holds_a_path_after_its_holder_expires() {
-    let mut sm = Checked::with(Limits {
-        lock_delay_ms: 5_000,
-        ..Limits::default()
-    });
+    let mut sm = Checked::with(Limits { lock_delay_ms: 5_000, ..Limits::default() });
     let (a, b, c) = (sm.lease(10_000), sm.lease(10_000), sm.lease(10_000));
     let token = sm.grant("/x", a, Exclusive);
     // A clean release starts no delay.
     sm.unlock("/x", a, token);
     sm.grant("/x", a, Exclusive);
     let applied = sm.apply(Command::ExpireLease { lease_id: a });
-    assert!(applied.events.contains(&Event::LockDelayStarted {
-        path: path("/x"),
-        delay_ms: 5_000
-    }));
-    let busy = LockOutcome::Busy {
-        holders: vec![],
-        lock_delay: true,
-    };
+    assert!(
+        applied.events.contains(&Event::LockDelayStarted { path: path("/x"), delay_ms: 5_000 })
+    );
+    let busy = LockOutcome::Busy { holders: vec![], lock_delay: true };
     assert_eq!(sm.lock("/x", b, Exclusive, 0).reply, Reply::Lock(busy));
     assert!(matches!(
         sm.lock("/x", c, Exclusive, 9_000).reply,
@@ -291,15 +210,8 @@ fn lock_delay_holds_a_path_after_its_holder_expires() {
     ));
     let applied = sm.apply(Command::EndLockDelay { path: path("/x") });
     assert_eq!(applied.reply, Reply::LockDelayEnded);
-    assert_eq!(
-        applied.events[0],
-        Event::LockDelayEnded { path: path("/x") }
-    );
-    assert_eq!(
-        watch(&applied)[0].2,
-        c.0,
-        "the waiter gets the path when the delay ends"
-    );
+    assert_eq!(applied.events[0], Event::LockDelayEnded { path: path("/x") });
+    assert_eq!(watch(&applied)[0].2, c.0, "the waiter gets the path when the delay ends");
 }
 
 #[test]
@@ -315,26 +227,14 @@ fn limits_are_enforced_with_the_limit_named() {
     sm.grant("/1", a, Exclusive);
     sm.grant("/2", a, Exclusive);
     let exceeded = |limit, max| Reply::Rejected(Rejection::LimitExceeded { limit, max });
-    assert_eq!(
-        sm.lock("/3", b, Exclusive, 0).reply,
-        exceeded(Limit::Locks, 2)
-    );
+    assert_eq!(sm.lock("/3", b, Exclusive, 0).reply, exceeded(Limit::Locks, 2));
     sm.lock("/1", b, Exclusive, 1_000);
-    assert_eq!(
-        sm.lock("/1", c, Exclusive, 1_000).reply,
-        exceeded(Limit::WaitersPerPath, 1)
-    );
+    assert_eq!(sm.lock("/1", c, Exclusive, 1_000).reply, exceeded(Limit::WaitersPerPath, 1));
     sm.lock("/2", c, Exclusive, 1_000);
-    let mut sm = Checked::with(Limits {
-        locks_per_lease_max: 1,
-        ..Limits::default()
-    });
+    let mut sm = Checked::with(Limits { locks_per_lease_max: 1, ..Limits::default() });
     let a = sm.lease(10_000);
     sm.grant("/1", a, Exclusive);
-    assert_eq!(
-        sm.lock("/2", a, Exclusive, 0).reply,
-        exceeded(Limit::LocksPerLease, 1)
-    );
+    assert_eq!(sm.lock("/2", a, Exclusive, 0).reply, exceeded(Limit::LocksPerLease, 1));
     let long = "h".repeat(257);
     let mut command = lock_command("/3", a, Exclusive, 0, 0);
     if let Command::Lock(request) = &mut command {
@@ -343,10 +243,7 @@ fn limits_are_enforced_with_the_limit_named() {
     let too_long = Rejection::HolderIdTooLong { len: 257, max: 256 };
     assert_eq!(sm.apply(command).reply, Reply::Rejected(too_long));
     let wait = sm.lock("/3", a, Exclusive, 3_600_001).reply;
-    let too_long = Rejection::WaitTimeoutTooLong {
-        wait_timeout_ms: 3_600_001,
-        max_ms: 3_600_000,
-    };
+    let too_long = Rejection::WaitTimeoutTooLong { wait_timeout_ms: 3_600_001, max_ms: 3_600_000 };
     assert_eq!(wait, Reply::Rejected(too_long));
 }
 
@@ -356,12 +253,7 @@ fn a_retried_request_is_answered_not_applied_again() {
     let (a, b) = (sm.lease(10_000), sm.lease(10_000));
     let first = sm.apply(lock_command("/x", a, Exclusive, 0, 1));
     assert_eq!(first.reply, granted(1, Exclusive));
-    let unlock = Command::Unlock {
-        path: path("/x"),
-        lease_id: a,
-        token: 1,
-        request_id: 2,
-    };
+    let unlock = Command::Unlock { path: path("/x"), lease_id: a, token: 1, request_id: 2 };
     assert_eq!(sm.apply(unlock.clone()).reply, Reply::Unlocked { token: 1 });
     sm.grant("/x", b, Exclusive);
     // The lock's retry arrives late: it must not take the path from b.
@@ -379,45 +271,23 @@ fn a_retried_queued_request_learns_how_its_wait_ended() {
     let mut sm = Checked::new();
     let (a, b) = (sm.lease(10_000), sm.lease(10_000));
     let token = sm.grant("/x", a, Exclusive);
-    assert_eq!(
-        sm.apply(lock_command("/x", b, Exclusive, 1_000, 5)).reply,
-        queued(2, 0)
-    );
+    assert_eq!(sm.apply(lock_command("/x", b, Exclusive, 1_000, 5)).reply, queued(2, 0));
     sm.unlock("/x", a, token);
-    assert_eq!(
-        sm.apply(lock_command("/x", b, Exclusive, 1_000, 5)).reply,
-        granted(4, Exclusive)
-    );
+    assert_eq!(sm.apply(lock_command("/x", b, Exclusive, 1_000, 5)).reply, granted(4, Exclusive));
 }
 
 #[test]
 fn request_ids_older_than_the_window_are_refused() {
-    let mut sm = Checked::with(Limits {
-        request_window_per_lease: 2,
-        ..Limits::default()
-    });
+    let mut sm = Checked::with(Limits { request_window_per_lease: 2, ..Limits::default() });
     let a = sm.lease(10_000);
     for (request_id, p) in [(10, "/a"), (11, "/b"), (12, "/c")] {
         sm.apply(lock_command(p, a, Exclusive, 0, request_id));
     }
-    let too_old = Rejection::RequestIdTooOld {
-        lease_id: a,
-        request_id: 10,
-        oldest_kept: 11,
-    };
-    assert_eq!(
-        sm.apply(lock_command("/a", a, Exclusive, 0, 10)).reply,
-        Reply::Rejected(too_old)
-    );
+    let too_old = Rejection::RequestIdTooOld { lease_id: a, request_id: 10, oldest_kept: 11 };
+    assert_eq!(sm.apply(lock_command("/a", a, Exclusive, 0, 10)).reply, Reply::Rejected(too_old));
     // Out of order but newer than the floor: applied.
-    assert!(matches!(
-        sm.apply(lock_command("/d", a, Exclusive, 0, 14)).reply,
-        Reply::Lock(_)
-    ));
-    assert!(matches!(
-        sm.apply(lock_command("/e", a, Exclusive, 0, 13)).reply,
-        Reply::Lock(_)
-    ));
+    assert!(matches!(sm.apply(lock_command("/d", a, Exclusive, 0, 14)).reply, Reply::Lock(_)));
+    assert!(matches!(sm.apply(lock_command("/e", a, Exclusive, 0, 13)).reply, Reply::Lock(_)));
 }
 
 #[test]
@@ -438,28 +308,15 @@ fn validate_fence_accepts_only_a_current_token() {
 fn list_locks_pages_through_a_prefix_on_segment_boundaries() {
     let mut sm = Checked::new();
     let a = sm.lease(10_000);
-    for p in [
-        "/db",
-        "/db/users",
-        "/db/orders",
-        "/db.x",
-        "/dbx/y",
-        "/other",
-    ] {
+    for p in ["/db", "/db/users", "/db/orders", "/db.x", "/dbx/y", "/other"] {
         sm.grant(p, a, Exclusive);
     }
     let names = |views: Vec<lockmgr_core::LockView>| -> Vec<String> {
         views.into_iter().map(|v| v.path.to_string()).collect()
     };
-    assert_eq!(
-        names(sm.0.locks("/db", None, 10)),
-        vec!["/db", "/db/orders", "/db/users"]
-    );
+    assert_eq!(names(sm.0.locks("/db", None, 10)), vec!["/db", "/db/orders", "/db/users"]);
     assert_eq!(names(sm.0.locks("/db", None, 2)), vec!["/db", "/db/orders"]);
-    assert_eq!(
-        names(sm.0.locks("/db", Some(&path("/db/orders")), 2)),
-        vec!["/db/users"]
-    );
+    assert_eq!(names(sm.0.locks("/db", Some(&path("/db/orders")), 2)), vec!["/db/users"]);
     assert_eq!(sm.0.locks("", None, 100).len(), 6);
     assert_eq!(sm.0.locks("/", None, 100).len(), 6);
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the core tests: terse constructors for commands and a state
 //! machine that checks every invariant after every command.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_pass_by_value)]
 
 use lockmgr_core::{
     Applied, Command, Event, LeaseId, Limits, LockMode, LockOutcome, LockPath, LockRequest,
@@ -55,12 +55,7 @@ impl Checked {
     }
 
     pub fn unlock(&mut self, path_: &str, lease_id: LeaseId, token: u64) -> Applied {
-        self.apply(Command::Unlock {
-            path: path(path_),
-            lease_id,
-            token,
-            request_id: 0,
-        })
+        self.apply(Command::Unlock { path: path(path_), lease_id, token, request_id: 0 })
     }
 }
 
@@ -87,14 +82,8 @@ pub fn watch(applied: &Applied) -> Vec<(u64, String, i64, WatchEventKind)> {
         .events
         .iter()
         .filter_map(Event::as_watch)
-        .map(
-            |WatchEvent {
-                 revision,
-                 path,
-                 lease_id,
-                 kind,
-                 ..
-             }| { (*revision, path.to_string(), lease_id.0, *kind) },
-        )
+        .map(|WatchEvent { revision, path, lease_id, kind, .. }| {
+            (*revision, path.to_string(), lease_id.0, *kind)
+        })
         .collect()
 }
