@@ -27,8 +27,8 @@ fn main() {
 
 fn demo() {
     let mut machine = StateMachine::new(Limits::default());
-    let path = LockPath::parse("/db/users/schema-migration", PathRules::DEFAULT)
-        .expect("a valid path");
+    let path =
+        LockPath::parse("/db/users/schema-migration", PathRules::DEFAULT).expect("a valid path");
     let mut run = |label: &str, command: Command| {
         let applied = machine.apply(&command);
         println!("{label:<34} -> {:?}", applied.reply);
