@@ -72,3 +72,29 @@ pub enum CancelReason {
     WaitTimeout,
     Cancelled,
 }
+
+/// A one-line summary for logs (Raft requires entries to display).
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::GrantLease { ttl_ms } => write!(f, "grant-lease ttl={ttl_ms}ms"),
+            Command::RevokeLease { lease_id } => write!(f, "revoke-lease {lease_id}"),
+            Command::ExpireLease { lease_id } => write!(f, "expire-lease {lease_id}"),
+            Command::CheckpointLeases { checkpoints } => {
+                write!(f, "checkpoint-leases n={}", checkpoints.len())
+            }
+            Command::Lock(request) => write!(
+                f,
+                "lock {} lease={} mode={} wait={}ms",
+                request.path, request.lease_id, request.mode, request.wait_timeout_ms
+            ),
+            Command::Unlock { path, lease_id, token, .. } => {
+                write!(f, "unlock {path} lease={lease_id} token={token}")
+            }
+            Command::CancelWait { path, lease_id, queued_revision, .. } => {
+                write!(f, "cancel-wait {path} lease={lease_id} queued={queued_revision}")
+            }
+            Command::EndLockDelay { path } => write!(f, "end-lock-delay {path}"),
+        }
+    }
+}

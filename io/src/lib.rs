@@ -1,3 +1,19 @@
-//! Production adapters: openraft's log storage and state machine on fjall, and its
-//! network over tonic. Empty until the replicated-server issue; the crate exists so the
-//! workspace has the shape DESIGN.md draws.
+//! Production adapters between openraft and the outside world: the Raft log and the
+//! state machine on a [`Disk`] (fjall in production, an in-memory disk in simulation),
+//! and the Raft network over tonic.
+
+mod disk;
+mod log_store;
+mod state_machine;
+mod types;
+
+pub use disk::{Disk, FjallDisk, KeyValue, Op, Space};
+pub use log_store::LogStore;
+pub use state_machine::{ApplyObserver, NoObserver, Replica, StateMachineStore};
+pub use types::{
+    ApplyResult, Entry, LogId, NodeId, NodeInfo, Snapshot, SnapshotMeta, StoredMembership,
+    TypeConfig, Vote,
+};
+
+/// The Raft node type for a state machine whose events go to observer `O`.
+pub type Raft<O> = openraft::Raft<TypeConfig, StateMachineStore<O>>;

@@ -1,0 +1,1 @@
+//! The lockmgr client library.
