@@ -7,7 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc);
     tonic_build::configure().compile_protos_with_config(
         config,
-        &["proto/lockmgr/v1/lockmgr.proto"],
+        &["proto/lockmgr/v1/lockmgr.proto", "proto/lockmgr/raft/v1/raft.proto"],
         &["proto"],
     )?;
     Ok(())

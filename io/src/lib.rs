@@ -4,11 +4,15 @@
 
 mod disk;
 mod log_store;
+mod network;
+mod raft_service;
 mod state_machine;
 mod types;
 
 pub use disk::{Disk, FjallDisk, KeyValue, Op, Space};
 pub use log_store::LogStore;
+pub use network::{Network, PeerClient};
+pub use raft_service::PeerService;
 pub use state_machine::{ApplyObserver, NoObserver, Replica, StateMachineStore};
 pub use types::{
     ApplyResult, Entry, LogId, NodeId, NodeInfo, Snapshot, SnapshotMeta, StoredMembership,

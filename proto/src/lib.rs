@@ -15,6 +15,12 @@ pub mod v1 {
     tonic::include_proto!("lockmgr.v1");
 }
 
+/// Generated code for `lockmgr.raft.v1`, the peer-to-peer Raft transport.
+#[allow(clippy::pedantic, missing_debug_implementations)]
+pub mod raft {
+    tonic::include_proto!("lockmgr.raft.v1");
+}
+
 use prost::Message as _;
 
 /// The [`v1::ErrorDetail`] carried by a status from a lockmgr server, if any.

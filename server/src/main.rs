@@ -1,59 +1,101 @@
-//! The `lockmgr` binary. Until the replicated server lands, `lockmgr demo` drives the
-//! core state machine through a short scripted scenario and prints what it answers.
+//! `lockmgr`: the server and its command-line client.
 
-use clap::{Parser, Subcommand};
-use lockmgr_core::{
-    Command, Limits, LockMode, LockPath, LockRequest, PathRules, Reply, StateMachine,
+use std::process::ExitCode;
+
+use clap::Parser;
+use lockmgr_server::{
+    cli::{Cli, Command, LogFormat, ServerArgs},
+    commands::Ctl,
 };
+use tracing_subscriber::EnvFilter;
 
-#[derive(Parser)]
-#[command(name = "lockmgr", version, about = "A distributed lock manager")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lockmgr: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
 }
 
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the core state machine through a scripted scenario.
-    Demo,
-}
-
-fn main() {
-    match Cli::parse().command {
-        Cmd::Demo => demo(),
+async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Server(args) => return server(&args).await,
+        command => client(cli.endpoints, cli.output, command).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("lockmgr: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn demo() {
-    let mut machine = StateMachine::new(Limits::default());
-    let path =
-        LockPath::parse("/db/users/schema-migration", PathRules::DEFAULT).expect("a valid path");
-    let mut run = |label: &str, command: Command| {
-        let applied = machine.apply(&command);
-        println!("{label:<34} -> {:?}", applied.reply);
-        applied.reply
+async fn client(
+    endpoints: Vec<String>,
+    output: lockmgr_server::cli::Output,
+    command: Command,
+) -> Result<ExitCode, lockmgr_client::Error> {
+    let ctl = Ctl::new(endpoints, output)?;
+    match command {
+        Command::Server(_) => unreachable!("handled by run"),
+        Command::Lock(args) => return ctl.lock(args).await,
+        Command::Lease(command) => ctl.lease(command).await?,
+        Command::Locks(command) => ctl.locks(command).await?,
+        Command::Fence(command) => return ctl.fence(command).await,
+        Command::Watch(args) => ctl.watch(args).await?,
+        Command::Cluster(command) => ctl.cluster(command).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn server(args: &ServerArgs) -> ExitCode {
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+    }
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("lockmgr: {error}");
+            return ExitCode::from(2);
+        }
     };
-    let lease = |reply: Reply| match reply {
-        Reply::LeaseGranted { lease_id, .. } => lease_id,
-        other => panic!("lease grant refused: {other:?}"),
-    };
-    let a = lease(run("grant lease a (ttl 10s)", Command::GrantLease { ttl_ms: 10_000 }));
-    let b = lease(run("grant lease b (ttl 10s)", Command::GrantLease { ttl_ms: 10_000 }));
-    let lock = |lease_id, wait_timeout_ms| {
-        Command::Lock(LockRequest {
-            path: path.clone(),
-            lease_id,
-            mode: LockMode::Exclusive,
-            wait_timeout_ms,
-            holder_id: format!("demo-{lease_id}"),
-            request_id: 0,
-        })
-    };
-    run("a locks the path", lock(a, 0));
-    run("b tries the path", lock(b, 0));
-    run("b waits for the path (30s)", lock(b, 30_000));
-    run("a's lease expires", Command::ExpireLease { lease_id: a });
-    let check = machine.validate_fence(&path, 1);
-    println!("{:<34} -> {check:?}", "is a's token 1 still valid?");
+    let result = async {
+        let disk = lockmgr_server::open_disk(&config.data_dir)?;
+        let node = lockmgr_server::start(config, disk).await?;
+        lockmgr_server::serve(node, shutdown_signal()).await
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lockmgr: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }

@@ -1,0 +1,367 @@
+//! Connections to the cluster: one lazily connected channel per member, a preferred
+//! member (the last known leader), and a retry loop that follows the leader hint of an
+//! `UNAVAILABLE` answer or moves on to the next member, within a time budget.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use lockmgr_proto::{
+    error_detail,
+    v1::{
+        self, cluster_service_client::ClusterServiceClient,
+        lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
+        watch_service_client::WatchServiceClient,
+    },
+};
+use tonic::{
+    Code, Status, Streaming,
+    transport::{Channel, Endpoint},
+};
+
+use crate::{error::Error, session::Session};
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Client addresses (`host:port`) of some members; one is enough.
+    pub endpoints: Vec<String>,
+    pub connect_timeout: Duration,
+    /// How long a request keeps retrying on other members before giving up.
+    pub retry_budget: Duration,
+    /// Identity shown to operators as the holder of this client's locks.
+    pub holder_id: String,
+}
+
+impl ClientConfig {
+    pub fn new(endpoints: impl IntoIterator<Item = impl Into<String>>) -> ClientConfig {
+        ClientConfig {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            connect_timeout: Duration::from_secs(1),
+            retry_budget: Duration::from_secs(15),
+            holder_id: default_holder_id(),
+        }
+    }
+}
+
+fn default_holder_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// A handle on the cluster. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClientConfig,
+    channels: Mutex<HashMap<String, Channel>>,
+    /// Index into the endpoints, or an address learnt from a leader hint.
+    preferred: Mutex<String>,
+}
+
+const PAUSE_MIN: Duration = Duration::from_millis(25);
+const PAUSE_MAX: Duration = Duration::from_millis(500);
+
+impl Client {
+    /// A client for the members in `config`; no connection is made until the first call.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let first = config
+            .endpoints
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::Invalid("no endpoints given".into()))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                config,
+                channels: Mutex::default(),
+                preferred: Mutex::new(first),
+            }),
+        })
+    }
+
+    /// A client whose cluster answered a status request.
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let client = Client::new(config)?;
+        client.status().await?;
+        Ok(client)
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn channel(&self, address: &str) -> Result<Channel, Error> {
+        let mut channels =
+            self.inner.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Error::Invalid(format!("bad endpoint {address:?}: {e}")))?
+            .connect_timeout(self.inner.config.connect_timeout)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn preferred(&self) -> String {
+        self.inner.preferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn prefer(&self, address: String) {
+        *self.inner.preferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = address;
+    }
+
+    /// The member after `address` in the configured list.
+    fn next_after(&self, address: &str) -> String {
+        let endpoints = &self.inner.config.endpoints;
+        let at = endpoints.iter().position(|e| e == address);
+        let next = at.map_or(0, |at| (at + 1) % endpoints.len());
+        endpoints[next].clone()
+    }
+
+    /// Runs `call` against the preferred member, following leader hints and moving on
+    /// from members that do not answer, until it succeeds, fails for good, or the retry
+    /// budget is spent. `call` must be safe to repeat (requests carry request ids).
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.inner.config.retry_budget;
+        let mut pause = PAUSE_MIN;
+        loop {
+            let address = self.preferred();
+            let status = match call(self.channel(&address)?).await {
+                Ok(answer) => return Ok(answer),
+                Err(status) => status,
+            };
+            if !retryable(&status) {
+                return Err(Error::Rpc(status));
+            }
+            let hint = error_detail(&status).map(|d| d.leader_address).filter(|a| !a.is_empty());
+            match hint {
+                Some(leader) if leader != address => self.prefer(leader),
+                _ => self.prefer(self.next_after(&address)),
+            }
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(Error::Unavailable {
+                    last: format!("{address}: {}", status.message()),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(PAUSE_MAX);
+        }
+    }
+
+    pub(crate) fn lock_service(channel: Channel) -> LockServiceClient<Channel> {
+        LockServiceClient::new(channel)
+    }
+
+    pub(crate) fn lease_service(channel: Channel) -> LeaseServiceClient<Channel> {
+        LeaseServiceClient::new(channel)
+    }
+
+    /// Opens a session: a lease of `ttl`, kept alive in the background.
+    pub async fn session(&self, ttl: Duration) -> Result<Session, Error> {
+        Session::open(self.clone(), ttl).await
+    }
+
+    pub async fn grant_lease(&self, ttl: Duration) -> Result<v1::LeaseGrantResponse, Error> {
+        let request = v1::LeaseGrantRequest { ttl_ms: ttl.as_millis() as i64 };
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(Self::lease_service(c).grant(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn revoke_lease(&self, lease_id: i64) -> Result<v1::LeaseRevokeResponse, Error> {
+        self.retrying(|c| async move {
+            Ok(Self::lease_service(c)
+                .revoke(v1::LeaseRevokeRequest { lease_id })
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn time_to_live(&self, lease_id: i64) -> Result<v1::LeaseTimeToLiveResponse, Error> {
+        self.retrying(|c| async move {
+            let request = v1::LeaseTimeToLiveRequest { lease_id };
+            Ok(Self::lease_service(c).time_to_live(request).await?.into_inner())
+        })
+        .await
+    }
+
+    pub async fn leases(
+        &self,
+        after_lease_id: i64,
+        limit: u32,
+    ) -> Result<v1::LeaseListResponse, Error> {
+        self.retrying(|c| async move {
+            let request = v1::LeaseListRequest { limit, after_lease_id };
+            Ok(Self::lease_service(c).list(request).await?.into_inner())
+        })
+        .await
+    }
+
+    /// One `Lock` call, retried as is (same request id) until answered.
+    pub async fn lock(&self, request: v1::LockRequest) -> Result<v1::LockResponse, Error> {
+        self.retrying(|c| {
+            let mut request = tonic::Request::new(request.clone());
+            if request.get_ref().wait_timeout_ms > 0 {
+                let patience = Duration::from_millis(request.get_ref().wait_timeout_ms)
+                    + Duration::from_secs(10);
+                request.set_timeout(patience);
+            }
+            async move { Ok(Self::lock_service(c).lock(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn unlock(&self, request: v1::UnlockRequest) -> Result<v1::UnlockResponse, Error> {
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(Self::lock_service(c).unlock(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn get_lock(&self, path: &str) -> Result<v1::GetLockResponse, Error> {
+        let request = v1::GetLockRequest { path: path.into(), consistency: 0 };
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(Self::lock_service(c).get_lock(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn list_locks(
+        &self,
+        prefix: &str,
+        page_token: &str,
+        limit: u32,
+    ) -> Result<v1::ListLocksResponse, Error> {
+        let request = v1::ListLocksRequest {
+            prefix: prefix.into(),
+            limit,
+            page_token: page_token.into(),
+            consistency: 0,
+        };
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(Self::lock_service(c).list_locks(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn validate_fence(
+        &self,
+        path: &str,
+        fencing_token: u64,
+    ) -> Result<v1::ValidateFenceResponse, Error> {
+        let request = v1::ValidateFenceRequest { path: path.into(), fencing_token, consistency: 0 };
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(Self::lock_service(c).validate_fence(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Streams the events of `path` (or of everything under it, with `prefix`), from
+    /// `start_revision` (0: from now).
+    pub async fn watch(
+        &self,
+        path: &str,
+        prefix: bool,
+        start_revision: u64,
+    ) -> Result<Streaming<v1::WatchResponse>, Error> {
+        let request = v1::WatchRequest { path: path.into(), prefix, start_revision };
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(WatchServiceClient::new(c).watch(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn status(&self) -> Result<v1::StatusResponse, Error> {
+        self.retrying(|c| async move {
+            Ok(ClusterServiceClient::new(c).status(v1::StatusRequest {}).await?.into_inner())
+        })
+        .await
+    }
+
+    pub async fn members(&self) -> Result<v1::ListMembersResponse, Error> {
+        self.retrying(|c| async move {
+            Ok(ClusterServiceClient::new(c)
+                .list_members(v1::ListMembersRequest {})
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn add_member(
+        &self,
+        request: v1::AddMemberRequest,
+    ) -> Result<v1::AddMemberResponse, Error> {
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(ClusterServiceClient::new(c).add_member(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn remove_member(&self, node_id: u64) -> Result<v1::RemoveMemberResponse, Error> {
+        self.retrying(|c| async move {
+            Ok(ClusterServiceClient::new(c)
+                .remove_member(v1::RemoveMemberRequest { node_id })
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn transfer_leader(
+        &self,
+        target_node_id: u64,
+    ) -> Result<v1::TransferLeaderResponse, Error> {
+        self.retrying(|c| async move {
+            let request = v1::TransferLeaderRequest { target_node_id };
+            Ok(ClusterServiceClient::new(c).transfer_leader(request).await?.into_inner())
+        })
+        .await
+    }
+
+    /// A keepalive stream on the preferred member (the leader, once known).
+    pub(crate) async fn open_keepalive(
+        &self,
+        pings: tokio_stream::wrappers::ReceiverStream<v1::LeaseKeepAliveRequest>,
+    ) -> Result<Streaming<v1::LeaseKeepAliveResponse>, Status> {
+        let address = self.preferred();
+        let channel = self.channel(&address).map_err(|e| Status::internal(e.to_string()))?;
+        match Self::lease_service(channel).keep_alive(pings).await {
+            Ok(responses) => Ok(responses.into_inner()),
+            Err(status) => {
+                let hint =
+                    error_detail(&status).map(|d| d.leader_address).filter(|a| !a.is_empty());
+                self.prefer(hint.unwrap_or_else(|| self.next_after(&address)));
+                Err(status)
+            }
+        }
+    }
+}
+
+/// Worth asking again (maybe elsewhere): the member is down, not the leader, or busy.
+fn retryable(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::Unknown)
+        || (status.code() == Code::Cancelled && error_detail(status).is_none())
+}

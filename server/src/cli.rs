@@ -1,0 +1,241 @@
+//! The command line: `lockmgr server` and the client subcommands. Server settings come
+//! from defaults, then the `--config` TOML file, then `LOCKMGR_*` variables, then flags.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{ConfigError, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockmgr",
+    version,
+    about = "A distributed lock manager: locks on paths, leases, fencing tokens, Raft"
+)]
+pub struct Cli {
+    /// Client addresses of cluster members (comma-separated); one is enough.
+    #[arg(
+        long,
+        global = true,
+        env = "LOCKMGR_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7070"
+    )]
+    pub endpoints: Vec<String>,
+    /// Output format of client commands.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a cluster member (with no flags: a single node on 127.0.0.1:7070).
+    Server(Box<ServerArgs>),
+    /// Run a command while holding a lock; its fencing token is in LOCKMGR_FENCING_TOKEN.
+    Lock(LockArgs),
+    /// Leases: grant, revoke, ttl, list.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+    /// Locks: get, list.
+    #[command(subcommand)]
+    Locks(LocksCommand),
+    /// Fencing tokens: check whether a token is still current.
+    #[command(subcommand)]
+    Fence(FenceCommand),
+    /// Stream lock events under a prefix (or of one path).
+    Watch(WatchArgs),
+    /// Cluster: status, members, add, remove, transfer-leader.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// A TOML configuration file (see the README for its keys).
+    #[arg(long, env = "LOCKMGR_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "LOCKMGR_NODE_ID")]
+    pub node_id: Option<u64>,
+    #[arg(long, env = "LOCKMGR_CLUSTER_ID")]
+    pub cluster_id: Option<u64>,
+    #[arg(long, env = "LOCKMGR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, env = "LOCKMGR_CLIENT_ADDRESS")]
+    pub client_address: Option<String>,
+    #[arg(long, env = "LOCKMGR_PEER_ADDRESS")]
+    pub peer_address: Option<String>,
+    #[arg(long, env = "LOCKMGR_ADVERTISE_CLIENT_ADDRESS")]
+    pub advertise_client_address: Option<String>,
+    #[arg(long, env = "LOCKMGR_ADVERTISE_PEER_ADDRESS")]
+    pub advertise_peer_address: Option<String>,
+    /// Founding members, `ID=PEER_ADDRESS/CLIENT_ADDRESS`, comma-separated or repeated.
+    #[arg(long, env = "LOCKMGR_INITIAL_CLUSTER", value_delimiter = ',')]
+    pub initial_cluster: Vec<String>,
+    /// Start empty and wait to be added with `lockmgr cluster add`.
+    #[arg(long, env = "LOCKMGR_JOIN")]
+    pub join: bool,
+    /// Lock-delay after an expiry, e.g. `5s` (overrides limits.lock_delay_ms).
+    #[arg(long, env = "LOCKMGR_LOCK_DELAY", value_parser = humantime::parse_duration)]
+    pub lock_delay: Option<Duration>,
+    /// Snapshot every this many applied entries.
+    #[arg(long, env = "LOCKMGR_SNAPSHOT_INTERVAL_ENTRIES")]
+    pub snapshot_interval_entries: Option<u64>,
+    /// Log filter (`info`, `debug`, `lockmgr_server=debug,openraft=warn`, ...).
+    #[arg(
+        long,
+        env = "LOCKMGR_LOG",
+        default_value = "info,openraft=warn,fjall=warn,lsm_tree=warn"
+    )]
+    pub log: String,
+    #[arg(long, env = "LOCKMGR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServerArgs {
+    /// Defaults, then the file, then these arguments (flags and environment).
+    pub fn config(&self) -> Result<ServerConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => ServerConfig::from_file(path)?,
+            None => ServerConfig::default(),
+        };
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(value) = &self.$field {
+                    config.$field = value.clone();
+                }
+            };
+        }
+        set!(node_id);
+        set!(cluster_id);
+        set!(data_dir);
+        set!(client_address);
+        set!(peer_address);
+        if self.advertise_client_address.is_some() {
+            config.advertise_client_address.clone_from(&self.advertise_client_address);
+        }
+        if self.advertise_peer_address.is_some() {
+            config.advertise_peer_address.clone_from(&self.advertise_peer_address);
+        }
+        if !self.initial_cluster.is_empty() {
+            config.initial_cluster.clone_from(&self.initial_cluster);
+        }
+        config.join |= self.join;
+        if let Some(delay) = self.lock_delay {
+            config.limits.lock_delay_ms = delay.as_millis() as u64;
+        }
+        if let Some(entries) = self.snapshot_interval_entries {
+            config.raft.snapshot_interval_entries = entries;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    pub path: String,
+    /// Take a shared (reader) lock.
+    #[arg(long)]
+    pub shared: bool,
+    /// How long to wait for the lock (0: fail at once if busy).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+    /// The session lease's TTL.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// Shown to operators as the holder.
+    #[arg(long)]
+    pub holder_id: Option<String>,
+    /// The command to run while holding the lock.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    Grant {
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    Revoke {
+        lease_id: i64,
+    },
+    Ttl {
+        lease_id: i64,
+    },
+    List {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocksCommand {
+    Get {
+        path: String,
+    },
+    List {
+        #[arg(default_value = "/")]
+        prefix: String,
+        #[arg(long, default_value = "")]
+        page_token: String,
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FenceCommand {
+    Check { path: String, token: u64 },
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[arg(default_value = "/")]
+    pub prefix: String,
+    /// Watch exactly this path, not everything under it.
+    #[arg(long)]
+    pub exact: bool,
+    /// Replay events from this revision.
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    Status,
+    Members,
+    /// Add a member: as a learner, then (unless --learner) as a voter once caught up.
+    Add {
+        node_id: u64,
+        peer_address: String,
+        client_address: String,
+        #[arg(long)]
+        learner: bool,
+    },
+    Remove {
+        node_id: u64,
+    },
+    TransferLeader {
+        /// The new leader (default: the most up-to-date other voter).
+        #[arg(default_value_t = 0)]
+        node_id: u64,
+    },
+}

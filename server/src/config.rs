@@ -1,0 +1,279 @@
+//! The server's configuration: a TOML file, overridden by `LOCKMGR_*` environment
+//! variables, overridden by flags (see `cli.rs`). Every field has a default, so
+//! `lockmgr server` with nothing else starts a working single node.
+
+use std::{path::PathBuf, time::Duration};
+
+use lockmgr_core::Limits;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// This member's id (unique in the cluster, not 0).
+    pub node_id: u64,
+    /// Reported in every response header, to tell clusters apart.
+    pub cluster_id: u64,
+    pub data_dir: PathBuf,
+    /// Where clients connect (gRPC).
+    pub client_address: String,
+    /// Where peers connect (Raft).
+    pub peer_address: String,
+    /// The addresses others use to reach this node, if not the listen addresses.
+    pub advertise_client_address: Option<String>,
+    pub advertise_peer_address: Option<String>,
+    /// `ID=PEER_ADDRESS/CLIENT_ADDRESS` for every founding member. Empty: a single node
+    /// that bootstraps itself (unless `join` is set).
+    pub initial_cluster: Vec<String>,
+    /// Start empty and wait to be added by `lockmgr cluster add`.
+    pub join: bool,
+    pub raft: RaftSettings,
+    pub limits: Limits,
+    pub server: ServiceSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and purge the log behind it) every this many applied entries.
+    pub snapshot_interval_entries: u64,
+    /// Log entries kept behind a snapshot, for followers that are only a little behind.
+    pub log_entries_kept_after_snapshot: u64,
+    pub snapshot_bytes_max: usize,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub grpc_message_bytes_max: usize,
+    pub list_page_size_default: u32,
+    pub list_page_size_max: u32,
+    pub watchers_max: usize,
+    /// Watch events kept in memory for replays from an older revision.
+    pub watch_history_events: usize,
+    /// Events a slow watcher may fall behind before it is told it was compacted.
+    pub watch_buffer_events: usize,
+    /// Lease expiry and wait time-outs are checkpointed this often.
+    pub lease_checkpoint_interval_ms: u64,
+    /// How long a proposal may wait for a leader before `UNAVAILABLE`.
+    pub propose_timeout_ms: u64,
+    /// A blocking `Lock` answers `DEADLINE_EXCEEDED` at most this long after its wait
+    /// time-out even if the leader's `CancelWait` has not arrived.
+    pub wait_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            node_id: 1,
+            cluster_id: 1,
+            data_dir: PathBuf::from("lockmgr-data"),
+            client_address: "127.0.0.1:7070".into(),
+            peer_address: "127.0.0.1:7071".into(),
+            advertise_client_address: None,
+            advertise_peer_address: None,
+            initial_cluster: Vec::new(),
+            join: false,
+            raft: RaftSettings::default(),
+            limits: Limits::default(),
+            server: ServiceSettings::default(),
+        }
+    }
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_interval_ms: 150,
+            election_timeout_min_ms: 750,
+            election_timeout_max_ms: 1_500,
+            snapshot_interval_entries: 10_000,
+            log_entries_kept_after_snapshot: 1_000,
+            snapshot_bytes_max: 1 << 30,
+            connect_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            grpc_message_bytes_max: 4 << 20,
+            list_page_size_default: 100,
+            list_page_size_max: 1_000,
+            watchers_max: 10_000,
+            watch_history_events: 100_000,
+            watch_buffer_events: 4_096,
+            lease_checkpoint_interval_ms: 1_000,
+            propose_timeout_ms: 5_000,
+            wait_grace_ms: 2_000,
+        }
+    }
+}
+
+/// A founding member from `--initial-cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub node_id: u64,
+    pub peer_address: String,
+    pub client_address: String,
+}
+
+/// A configuration that cannot run, with the setting it names.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid setting {name}: {rule}")]
+    Invalid { name: &'static str, rule: String },
+}
+
+impl ServerConfig {
+    pub fn from_file(path: &std::path::Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    }
+
+    pub fn advertised_client_address(&self) -> &str {
+        self.advertise_client_address.as_deref().unwrap_or(&self.client_address)
+    }
+
+    pub fn advertised_peer_address(&self) -> &str {
+        self.advertise_peer_address.as_deref().unwrap_or(&self.peer_address)
+    }
+
+    /// The founding members, parsed.
+    pub fn members(&self) -> Result<Vec<Member>, ConfigError> {
+        let invalid = |rule: String| ConfigError::Invalid { name: "initial_cluster", rule };
+        let mut members = Vec::new();
+        for spec in self.initial_cluster.iter().flat_map(|s| s.split(',')).map(str::trim) {
+            if spec.is_empty() {
+                continue;
+            }
+            let parse = || -> Option<Member> {
+                let (id, addresses) = spec.split_once('=')?;
+                let (peer, client) = addresses.split_once('/')?;
+                let node_id = id.trim().parse().ok().filter(|id| *id != 0)?;
+                Some(Member { node_id, peer_address: peer.into(), client_address: client.into() })
+            };
+            let member = parse().ok_or_else(|| {
+                invalid(format!("{spec:?} is not ID=PEER_ADDRESS/CLIENT_ADDRESS (ID > 0)"))
+            })?;
+            if members.iter().any(|m: &Member| m.node_id == member.node_id) {
+                return Err(invalid(format!("node id {} appears twice", member.node_id)));
+            }
+            members.push(member);
+        }
+        if !members.is_empty() && !members.iter().any(|m| m.node_id == self.node_id) {
+            return Err(invalid(format!("does not list this node ({})", self.node_id)));
+        }
+        Ok(members)
+    }
+
+    /// Checks everything that can be checked before starting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name, rule: &str| Err(ConfigError::Invalid { name, rule: rule.into() });
+        if self.node_id == 0 {
+            return invalid("node_id", "must be at least 1");
+        }
+        self.limits.validate().map_err(|e| ConfigError::Invalid { name: e.name, rule: e.rule })?;
+        let raft = &self.raft;
+        if raft.heartbeat_interval_ms == 0
+            || raft.election_timeout_min_ms <= raft.heartbeat_interval_ms
+            || raft.election_timeout_max_ms <= raft.election_timeout_min_ms
+        {
+            return invalid(
+                "raft.election_timeout_min_ms",
+                "need 0 < heartbeat_interval_ms < election_timeout_min_ms < election_timeout_max_ms",
+            );
+        }
+        if self.limits.lease_ttl_ms_min <= raft.election_timeout_max_ms {
+            return invalid(
+                "limits.lease_ttl_ms_min",
+                "must be above raft.election_timeout_max_ms, or a leader change could expire healthy leases",
+            );
+        }
+        if raft.snapshot_interval_entries == 0 {
+            return invalid("raft.snapshot_interval_entries", "must be at least 1");
+        }
+        let server = &self.server;
+        if server.list_page_size_default == 0
+            || server.list_page_size_default > server.list_page_size_max
+        {
+            return invalid("server.list_page_size_default", "must be in 1..=list_page_size_max");
+        }
+        if server.watch_buffer_events == 0
+            || server.watchers_max == 0
+            || server.watch_history_events == 0
+        {
+            return invalid("server.watch_*", "watch limits must be at least 1");
+        }
+        if self.join && !self.initial_cluster.is_empty() {
+            return invalid(
+                "join",
+                "a joining node must not also found a cluster (initial_cluster)",
+            );
+        }
+        self.members()?;
+        Ok(())
+    }
+
+    pub fn propose_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.propose_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_run_a_single_node() {
+        let config = ServerConfig::default();
+        config.validate().unwrap();
+        assert_eq!(config.client_address, "127.0.0.1:7070");
+        assert_eq!(config.peer_address, "127.0.0.1:7071");
+        assert!(config.members().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_toml_file_sets_what_it_names() {
+        let config: ServerConfig = toml::from_str(
+            "node_id = 2\ninitial_cluster = [\"1=a:1/a:2\", \"2=b:1/b:2\"]\n[limits]\nlock_delay_ms = 500\n",
+        )
+        .unwrap();
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.limits.lock_delay_ms, 500);
+        assert_eq!(config.members().unwrap()[1].client_address, "b:2");
+        assert!(toml::from_str::<ServerConfig>("nodeid = 2").is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let named = |config: ServerConfig| match config.validate() {
+            Err(ConfigError::Invalid { name, .. }) => name,
+            other => panic!("expected an invalid setting, got {other:?}"),
+        };
+        assert_eq!(named(ServerConfig { node_id: 0, ..ServerConfig::default() }), "node_id");
+        let cluster = vec!["1=a:1".to_string()];
+        assert_eq!(
+            named(ServerConfig { initial_cluster: cluster, ..ServerConfig::default() }),
+            "initial_cluster"
+        );
+        let cluster = vec!["2=a:1/a:2".to_string()];
+        assert_eq!(
+            named(ServerConfig { initial_cluster: cluster, ..ServerConfig::default() }),
+            "initial_cluster"
+        );
+        let mut config = ServerConfig::default();
+        config.limits.lease_ttl_ms_min = 1_000;
+        assert_eq!(named(config), "limits.lease_ttl_ms_min");
+    }
+}

@@ -1,0 +1,164 @@
+//! The leader's driver: the one task that turns the pure lessor and timers into
+//! proposals. On becoming leader (once the log of earlier terms is applied) it promotes
+//! them from the replicated state; on losing leadership it demotes them; in between it
+//! sleeps until their next deadline and proposes `ExpireLease`, `CheckpointLeases`,
+//! `CancelWait` and `EndLockDelay`. Checkpoints and the checkpoint clears keepalives ask
+//! for are proposed here, one after another, so a clear always lands after the
+//! checkpoint it undoes.
+
+use std::time::Duration;
+
+use lockmgr_core::{Command, LeaseCheckpoint, LeaseId};
+use openraft::{ReadPolicy, ServerState, async_runtime::WatchReceiver};
+use tokio::sync::{oneshot, watch};
+use tonic::Status;
+use tracing::{debug, info, warn};
+
+use crate::{context::SharedCtx, proposer::propose};
+
+/// A keepalive's request to clear a lease's checkpoint before it is acknowledged.
+#[derive(Debug)]
+pub struct ClearRequest {
+    pub lease_id: LeaseId,
+    pub done: oneshot::Sender<Result<(), Status>>,
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(
+    ctx: SharedCtx,
+    mut clears: tokio::sync::mpsc::Receiver<ClearRequest>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut metrics = ctx.raft.metrics();
+    let mut leading_term: Option<u64> = None;
+    loop {
+        let (leads, term) = {
+            let m = metrics.borrow_watched();
+            (
+                m.state == ServerState::Leader && m.current_leader == Some(ctx.node_id),
+                m.current_term,
+            )
+        };
+        if leads && leading_term != Some(term) {
+            if promote(&ctx).await {
+                leading_term = Some(term);
+                info!(term, node = ctx.node_id, "Became leader");
+            } else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        } else if !leads && leading_term.is_some() {
+            demote(&ctx);
+            let new_leader = metrics.borrow_watched().current_leader;
+            info!(
+                term = leading_term.unwrap_or(term),
+                node = ctx.node_id,
+                ?new_leader,
+                "Lost leadership"
+            );
+            leading_term = None;
+        }
+        let next_ms = if leading_term.is_some() { tick(&ctx).await } else { None };
+        let wake_at = next_ms.map_or_else(
+            || tokio::time::Instant::now() + Duration::from_secs(1),
+            |ms| ctx.clock.instant_at(ms),
+        );
+        tokio::select! {
+            _ = metrics.changed() => {}
+            () = ctx.wake.notified() => {}
+            Some(first) = clears.recv() => clear_checkpoints(&ctx, first, &mut clears).await,
+            () = tokio::time::sleep_until(wake_at) => {}
+            _ = shutdown.changed() => {
+                demote(&ctx);
+                return;
+            }
+        }
+    }
+}
+
+/// Confirms leadership with a read-index (which waits for this term's first entry to be
+/// applied), then arms the lessor and timers from the state.
+async fn promote(ctx: &SharedCtx) -> bool {
+    if let Err(error) = ctx.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        debug!(%error, "leadership not confirmed yet");
+        return false;
+    }
+    let now_ms = ctx.clock.now_ms();
+    let mut replica = ctx.store.lock();
+    let replica = &mut *replica;
+    replica.observer.lessor.promote(now_ms, replica.machine.lease_ttls());
+    replica.observer.timers.promote(now_ms, &replica.machine);
+    true
+}
+
+fn demote(ctx: &SharedCtx) {
+    let mut replica = ctx.store.lock();
+    replica.observer.lessor.demote();
+    replica.observer.timers.demote();
+}
+
+/// Proposes what is due; returns when to come back.
+async fn tick(ctx: &SharedCtx) -> Option<u64> {
+    let (expired, checkpoints, due, next_ms) = {
+        let now_ms = ctx.clock.now_ms();
+        let mut replica = ctx.store.lock();
+        let effects = &mut replica.observer;
+        let expired = effects.lessor.poll_expired(now_ms);
+        let checkpoints = effects.lessor.poll_checkpoints(now_ms);
+        let due = effects.timers.poll_due(now_ms);
+        let next_ms = [effects.lessor.poll_timeout(), effects.timers.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        (expired, checkpoints, due, next_ms)
+    };
+    for lease_id in expired {
+        warn!(lease_id = lease_id.0, "Lease expired");
+        spawn_proposal(ctx, Command::ExpireLease { lease_id });
+    }
+    for command in due {
+        spawn_proposal(ctx, command);
+    }
+    if !checkpoints.is_empty() {
+        let batch_max = ctx.config.limits.checkpoint_batch_max;
+        for batch in checkpoints.chunks(batch_max) {
+            let command = Command::CheckpointLeases { checkpoints: batch.to_vec() };
+            if let Err(error) = propose(ctx, command).await {
+                debug!(%error, "lease checkpoint not proposed");
+            }
+        }
+    }
+    next_ms
+}
+
+fn spawn_proposal(ctx: &SharedCtx, command: Command) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if let Err(error) = propose(&ctx, command.clone()).await {
+            debug!(%error, %command, "timer proposal failed; it is retried");
+        }
+    });
+}
+
+/// Clears the checkpoints of every lease waiting for it, in one proposal.
+async fn clear_checkpoints(
+    ctx: &SharedCtx,
+    first: ClearRequest,
+    clears: &mut tokio::sync::mpsc::Receiver<ClearRequest>,
+) {
+    let mut requests = vec![first];
+    while requests.len() < ctx.config.limits.checkpoint_batch_max {
+        match clears.try_recv() {
+            Ok(request) => requests.push(request),
+            Err(_) => break,
+        }
+    }
+    let checkpoints = requests
+        .iter()
+        .map(|request| LeaseCheckpoint { lease_id: request.lease_id, remaining_ttl_ms: None })
+        .collect();
+    let result = propose(ctx, Command::CheckpointLeases { checkpoints }).await.map(|_| ());
+    for request in requests {
+        let _ = request.done.send(result.clone());
+    }
+}

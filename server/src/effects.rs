@@ -1,0 +1,190 @@
+//! What the server does with every applied command, under the replica's lock: feed the
+//! leader's lessor and timers, wake blocking `Lock` calls whose wait ended, publish watch
+//! events, and note when grants and waits began (for the ages operators see).
+
+use std::{collections::HashMap, sync::Arc};
+
+use lockmgr_core::{
+    Applied, DequeueReason, Event, FencingToken, LeaseId, Lessor, LockMode, LockPath, Revision,
+    StateMachine, Timers, WatchEventKind,
+};
+use lockmgr_io::ApplyObserver;
+use tokio::sync::{Notify, oneshot};
+
+use crate::{clock::Clock, watch_hub::WatchHub};
+
+/// How a blocking `Lock`'s wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitOutcome {
+    Granted { token: FencingToken, mode: LockMode },
+    Ended(DequeueReason),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct WaitKey {
+    path: LockPath,
+    lease_id: LeaseId,
+    queued_revision: Revision,
+}
+
+pub struct Effects {
+    clock: Clock,
+    pub lessor: Lessor,
+    pub timers: Timers,
+    pub hub: WatchHub,
+    waits: HashMap<WaitKey, oneshot::Sender<WaitOutcome>>,
+    /// When each live grant (by token) and wait (by queued revision) began, on this clock.
+    began_ms: HashMap<Revision, u64>,
+    /// Wakes the leader's driver when deadlines may have moved.
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Effects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Effects").field("waits", &self.waits.len()).finish_non_exhaustive()
+    }
+}
+
+impl Effects {
+    pub fn new(
+        clock: Clock,
+        lessor: Lessor,
+        timers: Timers,
+        hub: WatchHub,
+        wake: Arc<Notify>,
+    ) -> Effects {
+        Effects {
+            clock,
+            lessor,
+            timers,
+            hub,
+            waits: HashMap::new(),
+            began_ms: HashMap::new(),
+            wake,
+        }
+    }
+
+    /// Waits for the outcome of the wait queued at `queued_revision`; answers at once if it
+    /// already ended.
+    pub fn register_wait(
+        &mut self,
+        machine: &StateMachine,
+        path: &LockPath,
+        lease_id: LeaseId,
+        queued_revision: Revision,
+    ) -> Result<oneshot::Receiver<WaitOutcome>, WaitOutcome> {
+        if let Some(outcome) = settled(machine, path, lease_id, queued_revision) {
+            return Err(outcome);
+        }
+        let (sender, receiver) = oneshot::channel();
+        let key = WaitKey { path: path.clone(), lease_id, queued_revision };
+        self.waits.insert(key, sender);
+        Ok(receiver)
+    }
+
+    pub fn forget_wait(&mut self, path: &LockPath, lease_id: LeaseId, queued_revision: Revision) {
+        self.waits.remove(&WaitKey { path: path.clone(), lease_id, queued_revision });
+    }
+
+    /// Milliseconds since the grant or wait at `revision` began, if this node saw it begin.
+    pub fn age_ms(&self, revision: Revision) -> u64 {
+        self.began_ms.get(&revision).map_or(0, |began| self.clock.now_ms().saturating_sub(*began))
+    }
+
+    fn wake_waiter(
+        &mut self,
+        path: &LockPath,
+        lease_id: LeaseId,
+        queued_revision: Revision,
+        outcome: WaitOutcome,
+    ) {
+        let key = WaitKey { path: path.clone(), lease_id, queued_revision };
+        if let Some(sender) = self.waits.remove(&key) {
+            // The caller may have gone away; nothing to tell then.
+            let _ = sender.send(outcome);
+        }
+    }
+}
+
+/// The outcome of a wait that is no longer in the queue, judged from the state.
+fn settled(
+    machine: &StateMachine,
+    path: &LockPath,
+    lease_id: LeaseId,
+    queued_revision: Revision,
+) -> Option<WaitOutcome> {
+    let view = machine.lock(path);
+    let view = view.as_ref();
+    if let Some(holder) = view.and_then(|v| v.holders.iter().find(|h| h.lease_id == lease_id)) {
+        return Some(WaitOutcome::Granted { token: holder.token, mode: holder.mode });
+    }
+    let waiting = view.is_some_and(|v| {
+        v.waiters.iter().any(|w| w.lease_id == lease_id && w.queued_revision == queued_revision)
+    });
+    if waiting {
+        return None;
+    }
+    let reason = if machine.lease(lease_id).is_some() {
+        DequeueReason::WaitTimeout
+    } else {
+        DequeueReason::Expired
+    };
+    Some(WaitOutcome::Ended(reason))
+}
+
+impl ApplyObserver for Effects {
+    fn applied(&mut self, _machine: &StateMachine, _log_index: u64, applied: &Applied) {
+        let now_ms = self.clock.now_ms();
+        for event in &applied.events {
+            self.lessor.handle_event(now_ms, event);
+            self.timers.handle_event(now_ms, event);
+            let Event::Lock(watch) = event else { continue };
+            match watch.kind {
+                WatchEventKind::Acquired { queued_revision } => {
+                    self.began_ms.insert(watch.revision, now_ms);
+                    if let Some(queued_revision) = queued_revision {
+                        self.began_ms.remove(&queued_revision);
+                        let outcome =
+                            WaitOutcome::Granted { token: watch.revision, mode: watch.mode };
+                        self.wake_waiter(&watch.path, watch.lease_id, queued_revision, outcome);
+                    }
+                }
+                WatchEventKind::Released { token, .. } => {
+                    self.began_ms.remove(&token);
+                }
+                WatchEventKind::Queued { .. } => {
+                    self.began_ms.insert(watch.revision, now_ms);
+                }
+                WatchEventKind::Dequeued { queued_revision, reason } => {
+                    self.began_ms.remove(&queued_revision);
+                    self.wake_waiter(
+                        &watch.path,
+                        watch.lease_id,
+                        queued_revision,
+                        WaitOutcome::Ended(reason),
+                    );
+                }
+            }
+            self.hub.publish(watch);
+        }
+        if self.lessor.is_primary() {
+            self.wake.notify_one();
+        }
+    }
+
+    fn restored(&mut self, machine: &StateMachine) {
+        self.hub.reset(machine.revision());
+        self.began_ms.clear();
+        let waits = std::mem::take(&mut self.waits);
+        for (key, sender) in waits {
+            match settled(machine, &key.path, key.lease_id, key.queued_revision) {
+                Some(outcome) => {
+                    let _ = sender.send(outcome);
+                }
+                None => {
+                    self.waits.insert(key, sender);
+                }
+            }
+        }
+    }
+}

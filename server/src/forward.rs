@@ -1,0 +1,83 @@
+//! Following the leader: a request that must be served by the leader and reaches a
+//! follower is sent on to the leader once (marked, so it never bounces), over a cached
+//! channel per leader address. A request already forwarded, or one that finds no
+//! leader, gets `UNAVAILABLE` with the leader's address when known.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+
+const FORWARDED: &str = "lockmgr-forwarded";
+/// Request metadata a forwarded request carries on: trace context and the deadline.
+const CARRIED: [&str; 3] = ["traceparent", "tracestate", "grpc-timeout"];
+
+#[derive(Debug)]
+pub struct Forwarder {
+    channels: Mutex<HashMap<String, Channel>>,
+    connect_timeout: Duration,
+}
+
+impl Forwarder {
+    pub fn new(connect_timeout: Duration) -> Forwarder {
+        Forwarder { channels: Mutex::default(), connect_timeout }
+    }
+
+    pub fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Status::internal(format!("bad leader address {address:?}: {e}")))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
+
+pub fn is_forwarded<T>(request: &Request<T>) -> bool {
+    request.metadata().contains_key(FORWARDED)
+}
+
+/// A copy of `request` for the leader.
+pub fn forwarded<T>(request: Request<T>) -> Request<T> {
+    let metadata = request.metadata().clone();
+    let mut onward = Request::new(request.into_inner());
+    for key in CARRIED {
+        if let Some(value) = metadata.get(key) {
+            onward.metadata_mut().insert(key, value.clone());
+        }
+    }
+    onward.metadata_mut().insert(FORWARDED, MetadataValue::from_static("1"));
+    onward
+}
+
+/// Serves the request here if this node leads; otherwise forwards it to the leader
+/// with `$client::$method` and returns the leader's answer.
+macro_rules! lead_or_forward {
+    ($ctx:expr, $request:ident, $client:ident, $method:ident) => {
+        match $ctx.route_waiting().await {
+            $crate::context::Route::Here => $request,
+            $crate::context::Route::Leader { id, node } => {
+                if $crate::forward::is_forwarded(&$request) {
+                    return Err($crate::status::not_leader(Some((id, &node))));
+                }
+                let channel = $ctx.forwarder.channel(&node.client_address)?;
+                let limit = $ctx.config.server.grpc_message_bytes_max;
+                let mut client = $client::new(channel)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
+                return client.$method($crate::forward::forwarded($request)).await;
+            }
+            $crate::context::Route::NoLeader => return Err($crate::status::not_leader(None)),
+        }
+    };
+}
+
+pub(crate) use lead_or_forward;

@@ -1,0 +1,22 @@
+//! The lockmgr server: the gRPC services over a Raft-replicated core state machine.
+//!
+//! `node.rs` assembles a member (disk, Raft, services); `driver.rs` runs the leader's
+//! clocks; `effects.rs` follows every applied command; `service/` holds the public gRPC
+//! services; `forward.rs` and `proposer.rs` get requests to the leader and through Raft.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod driver;
+pub mod effects;
+mod forward;
+pub mod node;
+mod proposer;
+pub mod service;
+mod status;
+pub mod watch_hub;
+
+pub use config::ServerConfig;
+pub use node::{NodeError, open_disk, serve, start};

@@ -1,0 +1,233 @@
+//! One lockmgr member: opens its disk, starts Raft, bootstraps or joins the cluster, and
+//! serves clients and peers until told to stop (or until its storage fails, which stops
+//! it rather than risk answering from a state it could not persist).
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use lockmgr_core::{Lessor, LessorConfig, Timers};
+use lockmgr_io::{Disk, FjallDisk, LogStore, Network, NodeInfo, PeerService, StateMachineStore};
+use lockmgr_proto::{
+    raft::raft_service_server::RaftServiceServer,
+    v1::{
+        cluster_service_server::ClusterServiceServer, lease_service_server::LeaseServiceServer,
+        lock_service_server::LockServiceServer, watch_service_server::WatchServiceServer,
+    },
+};
+use openraft::{SnapshotPolicy, async_runtime::WatchReceiver};
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{error, info};
+
+use crate::{
+    clock::Clock,
+    config::{ConfigError, ServerConfig},
+    context::{Ctx, Raft, SharedCtx},
+    driver,
+    effects::Effects,
+    forward::Forwarder,
+    service::{ClusterApi, LeaseApi, LockApi, WatchApi},
+    watch_hub::WatchHub,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the data directory {path}: {source}")]
+    Storage { path: String, source: std::io::Error },
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+    #[error("{name} {address:?} is not an IP:PORT socket address")]
+    Address { name: &'static str, address: String },
+    #[error("cannot serve on {address}: {message}")]
+    Serve { address: SocketAddr, message: String },
+    #[error(
+        "raft stopped: {0} (the node stops rather than risk serving a state it could not persist)"
+    )]
+    Fatal(String),
+}
+
+fn socket_address(name: &'static str, address: &str) -> Result<SocketAddr, NodeError> {
+    address.parse().map_err(|_| NodeError::Address { name, address: address.to_owned() })
+}
+
+fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, NodeError> {
+    let raft = &config.raft;
+    let openraft_config = openraft::Config {
+        cluster_name: format!("lockmgr-{}", config.cluster_id),
+        heartbeat_interval: raft.heartbeat_interval_ms,
+        election_timeout_min: raft.election_timeout_min_ms,
+        election_timeout_max: raft.election_timeout_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(raft.snapshot_interval_entries),
+        max_in_snapshot_log_to_keep: raft.log_entries_kept_after_snapshot,
+        install_snapshot_timeout: 60_000,
+        ..openraft::Config::default()
+    };
+    Ok(Arc::new(openraft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?))
+}
+
+fn effects(config: &ServerConfig, clock: Clock, wake: Arc<Notify>) -> Effects {
+    let lessor = Lessor::new(LessorConfig {
+        checkpoint_interval_ms: config.server.lease_checkpoint_interval_ms,
+        checkpoint_batch_max: config.limits.checkpoint_batch_max,
+        ..LessorConfig::default()
+    });
+    let hub = WatchHub::new(config.server.watch_history_events, config.server.watch_buffer_events);
+    Effects::new(clock, lessor, Timers::default(), hub, wake)
+}
+
+/// Opens the production disk under the data directory.
+pub fn open_disk(data_dir: &Path) -> Result<Arc<dyn Disk>, NodeError> {
+    let dir = data_dir.join("raft");
+    let storage_error = |source| NodeError::Storage { path: dir.display().to_string(), source };
+    std::fs::create_dir_all(&dir).map_err(storage_error)?;
+    Ok(Arc::new(FjallDisk::open(&dir).map_err(storage_error)?))
+}
+
+/// Starts Raft on `disk` and bootstraps the cluster if this is its first start.
+pub async fn start(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<SharedCtx, NodeError> {
+    config.validate()?;
+    let clock = Clock::new();
+    let wake = Arc::new(Notify::new());
+    let storage_error =
+        |source| NodeError::Storage { path: config.data_dir.display().to_string(), source };
+    let store = StateMachineStore::open(
+        disk.clone(),
+        config.limits.clone(),
+        effects(&config, clock, wake.clone()),
+    )
+    .map_err(storage_error)?;
+    let network = Network::new(Duration::from_millis(config.raft.connect_timeout_ms));
+    let raft: Raft = openraft::Raft::new(
+        config.node_id,
+        raft_config(&config)?,
+        network,
+        LogStore::new(disk),
+        store.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    bootstrap(&config, &raft).await?;
+    let (clears_sender, clears) = mpsc::channel(1_024);
+    let ctx = Arc::new(Ctx {
+        node_id: config.node_id,
+        forwarder: Forwarder::new(Duration::from_millis(config.raft.connect_timeout_ms)),
+        config,
+        raft,
+        store,
+        clock,
+        wake,
+        clears: clears_sender,
+        watchers: 0.into(),
+        shutdown: watch::channel(false).0,
+    });
+    tokio::spawn(driver::run(ctx.clone(), clears, ctx.shutdown.subscribe()));
+    Ok(ctx)
+}
+
+async fn bootstrap(config: &ServerConfig, raft: &Raft) -> Result<(), NodeError> {
+    if config.join || raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        return Ok(());
+    }
+    let members = config.members()?;
+    let nodes: BTreeMap<u64, NodeInfo> = if members.is_empty() {
+        let node = NodeInfo {
+            peer_address: config.advertised_peer_address().into(),
+            client_address: config.advertised_client_address().into(),
+        };
+        BTreeMap::from([(config.node_id, node)])
+    } else {
+        members
+            .into_iter()
+            .map(|m| {
+                (
+                    m.node_id,
+                    NodeInfo { peer_address: m.peer_address, client_address: m.client_address },
+                )
+            })
+            .collect()
+    };
+    info!(members = ?nodes.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
+    match raft.initialize(nodes).await {
+        Ok(()) => Ok(()),
+        // Another founding member got there first: the membership arrives by replication.
+        Err(openraft::error::RaftError::APIError(
+            openraft::error::InitializeError::NotAllowed(_),
+        )) => Ok(()),
+        Err(e) => Err(NodeError::Raft(e.to_string())),
+    }
+}
+
+/// Serves clients and peers until `shutdown` completes or Raft fails.
+pub async fn serve(
+    ctx: SharedCtx,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let config = &ctx.config;
+    let client_address = socket_address("client_address", &config.client_address)?;
+    let peer_address = socket_address("peer_address", &config.peer_address)?;
+    let stopped = ctx.shutdown.subscribe();
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let limit = config.server.grpc_message_bytes_max;
+    let clients = tonic::transport::Server::builder()
+        .add_service(
+            LockServiceServer::new(LockApi::new(ctx.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            LeaseServiceServer::new(LeaseApi::new(ctx.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            WatchServiceServer::new(WatchApi::new(ctx.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            ClusterServiceServer::new(ClusterApi::new(ctx.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .serve_with_shutdown(client_address, until_stopped(stopped.clone()));
+    let peer_service = PeerService::new(ctx.raft.clone(), config.raft.snapshot_bytes_max);
+    let peers = tonic::transport::Server::builder()
+        .add_service(RaftServiceServer::new(peer_service).max_decoding_message_size(usize::MAX))
+        .serve_with_shutdown(peer_address, until_stopped(stopped.clone()));
+    let clients = tokio::spawn(clients);
+    let peers = tokio::spawn(peers);
+    info!(node = ctx.node_id, %client_address, %peer_address, data_dir = %config.data_dir.display(), "lockmgr serving");
+    let mut metrics = ctx.raft.metrics();
+    let fatal = async move {
+        loop {
+            if let Err(fatal) = &metrics.borrow_watched().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft stopped".to_owned();
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        () = shutdown => Ok(()),
+        message = fatal => Err(NodeError::Fatal(message)),
+        result = clients => Err(served(client_address, result)),
+        result = peers => Err(served(peer_address, result)),
+    };
+    info!(node = ctx.node_id, "lockmgr shutting down");
+    let _ = ctx.shutdown.send(true);
+    if let Err(e) = ctx.raft.shutdown().await {
+        error!(error = %e, "raft did not shut down cleanly");
+    }
+    outcome
+}
+
+fn served(
+    address: SocketAddr,
+    result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> NodeError {
+    let message = match result {
+        Ok(Ok(())) => "the server stopped".to_owned(),
+        Ok(Err(e)) => format!(
+            "{e}: {}",
+            std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+        ),
+        Err(e) => e.to_string(),
+    };
+    NodeError::Serve { address, message }
+}

@@ -1,0 +1,49 @@
+//! Proposing a command through Raft and waiting for its reply. A leader that was just
+//! elected refuses writes briefly (`ForwardToLeader` naming itself, reason
+//! `LeaseExpired`): those are retried until the proposal time-out. A refusal naming
+//! another leader becomes `UNAVAILABLE` with its address; an entry discarded by a leader
+//! change is ambiguous and says so (a retry with the same request id is safe).
+
+use std::time::Duration;
+
+use lockmgr_core::Command;
+use lockmgr_io::ApplyResult;
+use lockmgr_proto::v1::ErrorReason;
+use openraft::error::{ClientWriteError, RaftError};
+use tonic::{Code, Status};
+
+use crate::{context::Ctx, status};
+
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+pub async fn propose(ctx: &Ctx, command: Command) -> Result<ApplyResult, Status> {
+    let deadline = tokio::time::Instant::now() + ctx.config.propose_timeout();
+    loop {
+        let error = match ctx.raft.client_write(command.clone()).await {
+            Ok(response) => return Ok(response.data),
+            Err(RaftError::Fatal(_)) => return Err(status::shutting_down()),
+            Err(RaftError::APIError(error)) => error,
+        };
+        match error {
+            ClientWriteError::ForwardToLeader(forward) => {
+                let other_leader = forward.leader_id.filter(|id| *id != ctx.node_id);
+                if let (Some(id), Some(node)) = (other_leader, forward.leader_node.as_ref()) {
+                    return Err(status::not_leader(Some((id, node))));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(status::not_leader(None));
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            ClientWriteError::LogEntryDiscarded(_) => {
+                return Err(status::error(
+                    Code::Unavailable,
+                    ErrorReason::NoLeader,
+                    "the leader changed before the request committed; its outcome is unknown; \
+                     retry it (with the same request_id, it is applied at most once)",
+                ));
+            }
+            other => return Err(status::internal(other)),
+        }
+    }
+}

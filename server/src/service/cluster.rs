@@ -1,0 +1,235 @@
+//! `ClusterService`: status, membership (learner first, then voter), leadership transfer.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use lockmgr_io::NodeInfo;
+use lockmgr_proto::v1::{
+    AddMemberRequest, AddMemberResponse, ErrorReason, ListMembersRequest, ListMembersResponse,
+    Member, RemoveMemberRequest, RemoveMemberResponse, StatusRequest, StatusResponse,
+    TransferLeaderRequest, TransferLeaderResponse, cluster_service_client::ClusterServiceClient,
+    cluster_service_server::ClusterService,
+};
+use openraft::{ChangeMembers, async_runtime::WatchReceiver, error::RaftError};
+use tonic::{Code, Request, Response, Status};
+use tracing::info;
+
+use crate::{context::SharedCtx, forward::lead_or_forward, status};
+
+#[derive(Debug)]
+pub struct ClusterApi {
+    ctx: SharedCtx,
+}
+
+impl ClusterApi {
+    pub fn new(ctx: SharedCtx) -> ClusterApi {
+        ClusterApi { ctx }
+    }
+
+    fn members(&self) -> Vec<Member> {
+        let metrics = self.ctx.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| Member {
+                node_id: *id,
+                peer_address: node.peer_address.clone(),
+                client_address: node.client_address.clone(),
+                is_learner: !voters.contains(id),
+                is_leader: metrics.current_leader == Some(*id),
+            })
+            .collect()
+    }
+}
+
+fn raft_failure<E: std::fmt::Display>(error: &RaftError<lockmgr_io::TypeConfig, E>) -> Status {
+    match error {
+        RaftError::Fatal(_) => status::shutting_down(),
+        RaftError::APIError(error) => {
+            status::error(Code::FailedPrecondition, ErrorReason::InvalidArgument, error.to_string())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ClusterService for ClusterApi {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let (locks, leases, revision) = {
+            let replica = self.ctx.store.lock();
+            (
+                replica.machine.lock_count() as u64,
+                replica.machine.lease_count() as u64,
+                replica.machine.revision(),
+            )
+        };
+        let metrics = self.ctx.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let is_learner =
+            !metrics.membership_config.membership().voter_ids().any(|id| id == self.ctx.node_id);
+        Ok(Response::new(StatusResponse {
+            header: self.ctx.header(revision),
+            leader_id: metrics.current_leader.unwrap_or(0),
+            version: env!("CARGO_PKG_VERSION").into(),
+            committed_index: metrics.local_committed.map_or(0, |id| id.index),
+            applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
+            locks,
+            leases,
+            is_learner,
+        }))
+    }
+
+    async fn list_members(
+        &self,
+        _request: Request<ListMembersRequest>,
+    ) -> Result<Response<ListMembersResponse>, Status> {
+        Ok(Response::new(ListMembersResponse {
+            header: self.ctx.current_header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<AddMemberRequest>,
+    ) -> Result<Response<AddMemberResponse>, Status> {
+        let add = request.get_ref().clone();
+        if add.node_id == 0 || add.peer_address.is_empty() || add.client_address.is_empty() {
+            return Err(status::invalid(
+                ErrorReason::InvalidArgument,
+                "a member needs node_id > 0, peer_address and client_address",
+            ));
+        }
+        let _request = lead_or_forward!(self.ctx, request, ClusterServiceClient, add_member);
+        let node = NodeInfo {
+            peer_address: add.peer_address.clone(),
+            client_address: add.client_address.clone(),
+        };
+        self.ctx.raft.add_learner(add.node_id, node, true).await.map_err(|e| raft_failure(&e))?;
+        info!(node_id = add.node_id, peer_address = %add.peer_address, "Member added as learner");
+        if !add.learner_only {
+            let voters = BTreeSet::from([add.node_id]);
+            self.ctx
+                .raft
+                .change_membership(ChangeMembers::AddVoterIds(voters), false)
+                .await
+                .map_err(|e| raft_failure(&e))?;
+            info!(node_id = add.node_id, "Member promoted to voter");
+        }
+        Ok(Response::new(AddMemberResponse {
+            header: self.ctx.current_header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<RemoveMemberRequest>,
+    ) -> Result<Response<RemoveMemberResponse>, Status> {
+        let node_id = request.get_ref().node_id;
+        let _request = lead_or_forward!(self.ctx, request, ClusterServiceClient, remove_member);
+        let (is_voter, is_member) = {
+            let metrics = self.ctx.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let membership = metrics.membership_config.membership();
+            (
+                membership.voter_ids().any(|id| id == node_id),
+                membership.get_node(&node_id).is_some(),
+            )
+        };
+        if !is_member {
+            return Err(status::error(
+                Code::NotFound,
+                ErrorReason::MemberNotFound,
+                format!("node {node_id} is not a member"),
+            ));
+        }
+        let ids = BTreeSet::from([node_id]);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(ids)
+        } else {
+            ChangeMembers::RemoveNodes(ids)
+        };
+        self.ctx.raft.change_membership(change, false).await.map_err(|e| raft_failure(&e))?;
+        info!(node_id, "Member removed");
+        Ok(Response::new(RemoveMemberResponse {
+            header: self.ctx.current_header(),
+            members: self.members(),
+        }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferLeaderRequest>,
+    ) -> Result<Response<TransferLeaderResponse>, Status> {
+        let wanted = request.get_ref().target_node_id;
+        let _request = lead_or_forward!(self.ctx, request, ClusterServiceClient, transfer_leader);
+        let target = if wanted == 0 { self.best_successor()? } else { wanted };
+        let is_voter = self
+            .ctx
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == target);
+        if !is_voter {
+            return Err(status::error(
+                Code::NotFound,
+                ErrorReason::MemberNotFound,
+                format!("node {target} is not a voter"),
+            ));
+        }
+        if target != self.ctx.node_id {
+            self.ctx
+                .raft
+                .trigger()
+                .transfer_leader(target)
+                .await
+                .map_err(|_| status::shutting_down())?;
+            let mut metrics = self.ctx.raft.metrics();
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(self.ctx.config.server.propose_timeout_ms);
+            while metrics.borrow_watched().current_leader != Some(target) {
+                if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
+                    return Err(status::error(
+                        Code::Unavailable,
+                        ErrorReason::NoLeader,
+                        format!("node {target} did not take over in time"),
+                    ));
+                }
+            }
+        }
+        Ok(Response::new(TransferLeaderResponse {
+            header: self.ctx.current_header(),
+            leader_id: target,
+        }))
+    }
+}
+
+impl ClusterApi {
+    /// The voter other than this node whose log matches the leader's furthest.
+    fn best_successor(&self) -> Result<u64, Status> {
+        let metrics = self.ctx.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let matched = metrics.replication.clone().unwrap_or_default();
+        metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != self.ctx.node_id)
+            .max_by_key(|id| matched.get(id).copied().flatten().map_or(0, |log_id| log_id.index))
+            .ok_or_else(|| {
+                status::error(
+                    Code::FailedPrecondition,
+                    ErrorReason::MemberNotFound,
+                    "there is no other voter to hand leadership to",
+                )
+            })
+    }
+}

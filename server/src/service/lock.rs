@@ -1,0 +1,362 @@
+//! `LockService`: acquire (and wait in the queue), release by token, inspect, validate a
+//! fencing token.
+
+use std::time::Duration;
+
+use lockmgr_core::{
+    CancelReason, Command, DequeueReason, LeaseId, LockOutcome, LockPath, LockRequest, LockView,
+    Reply, Revision, check_prefix,
+};
+use lockmgr_proto::v1::{
+    self, ErrorReason, GetLockRequest, GetLockResponse, ListLocksRequest, ListLocksResponse,
+    LockResponse, UnlockRequest, UnlockResponse, ValidateFenceRequest, ValidateFenceResponse,
+    lock_service_client::LockServiceClient, lock_service_server::LockService,
+};
+use tonic::{Code, Request, Response, Status};
+use tracing::{info, warn};
+
+use super::{
+    holder_to_wire, mode_from_wire, mode_to_wire, parse_path, read_barrier, wants_linearizable,
+};
+use crate::{
+    context::SharedCtx, effects::WaitOutcome, forward::lead_or_forward, proposer::propose, status,
+};
+
+#[derive(Debug)]
+pub struct LockApi {
+    ctx: SharedCtx,
+}
+
+impl LockApi {
+    pub fn new(ctx: SharedCtx) -> LockApi {
+        LockApi { ctx }
+    }
+
+    fn command(&self, request: &v1::LockRequest) -> Result<LockRequest, Status> {
+        let limits = &self.ctx.config.limits;
+        let path = parse_path(&self.ctx, &request.path)?;
+        if request.holder_id.len() > limits.holder_id_bytes_max {
+            let message = format!(
+                "holder_id is {} bytes; the limit is {} bytes",
+                request.holder_id.len(),
+                limits.holder_id_bytes_max
+            );
+            return Err(status::invalid(ErrorReason::InvalidHolderId, message));
+        }
+        if request.wait_timeout_ms > limits.wait_timeout_ms_max {
+            let message = format!(
+                "wait_timeout_ms {} exceeds the limit of {} ms",
+                request.wait_timeout_ms, limits.wait_timeout_ms_max
+            );
+            return Err(status::invalid(ErrorReason::InvalidWaitTimeout, message));
+        }
+        Ok(LockRequest {
+            path,
+            lease_id: LeaseId(request.lease_id),
+            mode: mode_from_wire(request.mode)?,
+            wait_timeout_ms: request.wait_timeout_ms,
+            holder_id: request.holder_id.clone(),
+            request_id: request.request_id,
+        })
+    }
+
+    fn granted(
+        &self,
+        request: &LockRequest,
+        token: u64,
+        mode: lockmgr_core::LockMode,
+        revision: Revision,
+    ) -> Response<LockResponse> {
+        info!(lock_path = %request.path, holder_id = %request.holder_id, lease_id = request.lease_id.0, fencing_token = token, "Lock acquired");
+        Response::new(LockResponse {
+            header: self.ctx.header(revision),
+            acquired: true,
+            fencing_token: token,
+            mode: mode_to_wire(mode),
+            holders: Vec::new(),
+            lock_delay: false,
+        })
+    }
+
+    /// Waits for a queued request's grant, time-out or loss of its lease.
+    async fn wait(
+        &self,
+        request: &LockRequest,
+        queued_revision: Revision,
+    ) -> Result<Response<LockResponse>, Status> {
+        let registered = {
+            let mut replica = self.ctx.store.lock();
+            let replica = &mut *replica;
+            replica.observer.register_wait(
+                &replica.machine,
+                &request.path,
+                request.lease_id,
+                queued_revision,
+            )
+        };
+        let outcome = match registered {
+            Err(outcome) => outcome,
+            Ok(receiver) => {
+                let mut guard = CancelOnDrop {
+                    ctx: Some(self.ctx.clone()),
+                    request: request.clone(),
+                    queued_revision,
+                };
+                let limit = Duration::from_millis(
+                    request.wait_timeout_ms + self.ctx.config.server.wait_grace_ms,
+                );
+                let outcome = match tokio::time::timeout(limit, receiver).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(_)) => return Err(status::shutting_down()),
+                    Err(_) => {
+                        cancel_wait(&self.ctx, request, queued_revision, CancelReason::WaitTimeout)
+                            .await?
+                    }
+                };
+                guard.ctx = None;
+                outcome
+            }
+        };
+        let revision = self.ctx.store.lock().machine.revision();
+        match outcome {
+            WaitOutcome::Granted { token, mode } => {
+                Ok(self.granted(request, token, mode, revision))
+            }
+            WaitOutcome::Ended(reason) => Err(wait_ended(request, reason)),
+        }
+    }
+}
+
+fn wait_ended(request: &LockRequest, reason: DequeueReason) -> Status {
+    match reason {
+        DequeueReason::WaitTimeout => {
+            warn!(lock_path = %request.path, waiter = %request.holder_id, wait_time_ms = request.wait_timeout_ms, "Lock wait timeout");
+            status::error(
+                Code::DeadlineExceeded,
+                ErrorReason::WaitTimeout,
+                format!(
+                    "timed out after {} ms waiting for {}",
+                    request.wait_timeout_ms, request.path
+                ),
+            )
+        }
+        DequeueReason::Cancelled => status::error(
+            Code::Cancelled,
+            ErrorReason::WaitTimeout,
+            format!("the wait for {} was cancelled", request.path),
+        ),
+        DequeueReason::Revoked | DequeueReason::Expired => status::error(
+            Code::Aborted,
+            ErrorReason::LeaseLost,
+            format!("lease {} ended while waiting for {}", request.lease_id, request.path),
+        ),
+    }
+}
+
+/// Proposes `CancelWait` and reports how the wait really ended (it may have been granted
+/// just before).
+async fn cancel_wait(
+    ctx: &SharedCtx,
+    request: &LockRequest,
+    queued_revision: Revision,
+    reason: CancelReason,
+) -> Result<WaitOutcome, Status> {
+    let command = Command::CancelWait {
+        path: request.path.clone(),
+        lease_id: request.lease_id,
+        queued_revision,
+        reason,
+    };
+    propose(ctx, command).await?;
+    let mut replica = ctx.store.lock();
+    let replica = &mut *replica;
+    match replica.observer.register_wait(
+        &replica.machine,
+        &request.path,
+        request.lease_id,
+        queued_revision,
+    ) {
+        Err(WaitOutcome::Ended(_)) => Ok(WaitOutcome::Ended(DequeueReason::WaitTimeout)),
+        Err(granted) => Ok(granted),
+        Ok(_) => {
+            replica.observer.forget_wait(&request.path, request.lease_id, queued_revision);
+            Ok(WaitOutcome::Ended(DequeueReason::WaitTimeout))
+        }
+    }
+}
+
+/// A blocking `Lock` whose caller went away leaves the queue.
+struct CancelOnDrop {
+    ctx: Option<SharedCtx>,
+    request: LockRequest,
+    queued_revision: Revision,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(ctx) = self.ctx.take() else { return };
+        let request = self.request.clone();
+        let queued_revision = self.queued_revision;
+        ctx.store.lock().observer.forget_wait(&request.path, request.lease_id, queued_revision);
+        tokio::spawn(async move {
+            let _ = cancel_wait(&ctx, &request, queued_revision, CancelReason::Cancelled).await;
+        });
+    }
+}
+
+fn lock_view_to_wire(ctx: &SharedCtx, view: &LockView) -> v1::LockInfo {
+    let replica = ctx.store.lock();
+    let ages = &replica.observer;
+    v1::LockInfo {
+        path: view.path.to_string(),
+        holders: view.holders.iter().map(|h| holder_to_wire(h, ages.age_ms(h.token))).collect(),
+        waiters: view
+            .waiters
+            .iter()
+            .map(|w| v1::Waiter {
+                lease_id: w.lease_id.0,
+                holder_id: w.holder_id.clone(),
+                mode: mode_to_wire(w.mode),
+                wait_timeout_ms: w.wait_timeout_ms,
+                queued_revision: w.queued_revision,
+                waited_ms: ages.age_ms(w.queued_revision),
+            })
+            .collect(),
+        lock_delay: view.lock_delay,
+    }
+}
+
+#[tonic::async_trait]
+impl LockService for LockApi {
+    async fn lock(
+        &self,
+        request: Request<v1::LockRequest>,
+    ) -> Result<Response<LockResponse>, Status> {
+        let command = self.command(request.get_ref())?;
+        let _request = lead_or_forward!(self.ctx, request, LockServiceClient, lock);
+        let result = propose(&self.ctx, Command::Lock(command.clone())).await?;
+        match result.reply {
+            Some(Reply::Lock(LockOutcome::Granted { token, mode })) => {
+                Ok(self.granted(&command, token, mode, result.revision))
+            }
+            Some(Reply::Lock(LockOutcome::Busy { holders, lock_delay })) => {
+                Ok(Response::new(LockResponse {
+                    header: self.ctx.header(result.revision),
+                    acquired: false,
+                    fencing_token: 0,
+                    mode: mode_to_wire(command.mode),
+                    holders: holders.iter().map(|h| holder_to_wire(h, 0)).collect(),
+                    lock_delay,
+                }))
+            }
+            Some(Reply::Lock(LockOutcome::Queued { queued_revision, .. })) => {
+                self.wait(&command, queued_revision).await
+            }
+            Some(Reply::Rejected(rejection)) => Err(status::rejection(&rejection)),
+            other => Err(status::internal(format!("unexpected reply to a lock: {other:?}"))),
+        }
+    }
+
+    async fn unlock(
+        &self,
+        request: Request<UnlockRequest>,
+    ) -> Result<Response<UnlockResponse>, Status> {
+        let path = parse_path(&self.ctx, &request.get_ref().path)?;
+        let request = lead_or_forward!(self.ctx, request, LockServiceClient, unlock);
+        let unlock = request.into_inner();
+        let command = Command::Unlock {
+            path: path.clone(),
+            lease_id: LeaseId(unlock.lease_id),
+            token: unlock.fencing_token,
+            request_id: unlock.request_id,
+        };
+        let result = propose(&self.ctx, command).await?;
+        match result.reply {
+            Some(Reply::Unlocked { .. }) => {
+                info!(lock_path = %path, lease_id = unlock.lease_id, fencing_token = unlock.fencing_token, "Lock released");
+                Ok(Response::new(UnlockResponse { header: self.ctx.header(result.revision) }))
+            }
+            Some(Reply::Rejected(rejection)) => Err(status::rejection(&rejection)),
+            other => Err(status::internal(format!("unexpected reply to an unlock: {other:?}"))),
+        }
+    }
+
+    async fn get_lock(
+        &self,
+        request: Request<GetLockRequest>,
+    ) -> Result<Response<GetLockResponse>, Status> {
+        let path = parse_path(&self.ctx, &request.get_ref().path)?;
+        if wants_linearizable(request.get_ref().consistency) {
+            let _request = lead_or_forward!(self.ctx, request, LockServiceClient, get_lock);
+            read_barrier(&self.ctx).await?;
+        }
+        let (view, revision) = {
+            let replica = self.ctx.store.lock();
+            (replica.machine.lock(&path), replica.machine.revision())
+        };
+        let lock = view.map(|view| lock_view_to_wire(&self.ctx, &view));
+        Ok(Response::new(GetLockResponse { header: self.ctx.header(revision), lock }))
+    }
+
+    async fn list_locks(
+        &self,
+        request: Request<ListLocksRequest>,
+    ) -> Result<Response<ListLocksResponse>, Status> {
+        let list = request.get_ref().clone();
+        check_prefix(&list.prefix, self.ctx.config.limits.path_rules())
+            .map_err(|e| status::invalid_path(&e))?;
+        let after = match list.page_token.as_str() {
+            "" => None,
+            token => {
+                Some(LockPath::parse(token, self.ctx.config.limits.path_rules()).map_err(|e| {
+                    status::invalid(ErrorReason::InvalidArgument, format!("bad page_token: {e}"))
+                })?)
+            }
+        };
+        let settings = &self.ctx.config.server;
+        let limit = match list.limit {
+            0 => settings.list_page_size_default,
+            n => n.min(settings.list_page_size_max),
+        } as usize;
+        if wants_linearizable(list.consistency) {
+            let _request = lead_or_forward!(self.ctx, request, LockServiceClient, list_locks);
+            read_barrier(&self.ctx).await?;
+        }
+        let (views, revision) = {
+            let replica = self.ctx.store.lock();
+            (replica.machine.locks(&list.prefix, after.as_ref(), limit), replica.machine.revision())
+        };
+        let next_page_token = if views.len() == limit {
+            views.last().map(|v| v.path.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let locks = views.iter().map(|view| lock_view_to_wire(&self.ctx, view)).collect();
+        Ok(Response::new(ListLocksResponse {
+            header: self.ctx.header(revision),
+            locks,
+            next_page_token,
+        }))
+    }
+
+    async fn validate_fence(
+        &self,
+        request: Request<ValidateFenceRequest>,
+    ) -> Result<Response<ValidateFenceResponse>, Status> {
+        let path = parse_path(&self.ctx, &request.get_ref().path)?;
+        let token = request.get_ref().fencing_token;
+        if wants_linearizable(request.get_ref().consistency) {
+            let _request = lead_or_forward!(self.ctx, request, LockServiceClient, validate_fence);
+            read_barrier(&self.ctx).await?;
+        }
+        let (check, revision) = {
+            let replica = self.ctx.store.lock();
+            (replica.machine.validate_fence(&path, token), replica.machine.revision())
+        };
+        Ok(Response::new(ValidateFenceResponse {
+            header: self.ctx.header(revision),
+            valid: check.valid,
+            current_tokens: check.current_tokens,
+        }))
+    }
+}

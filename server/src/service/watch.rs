@@ -1,0 +1,146 @@
+//! `WatchService`: a stream of a path's (or a prefix's) lock events in revision order,
+//! replayed from a start revision, from this node's applied state.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, atomic::Ordering},
+};
+
+use futures_util::Stream;
+use lockmgr_core::{LockPath, WatchEvent, check_prefix};
+use lockmgr_proto::v1::{
+    ErrorReason, WatchRequest, WatchResponse, watch_service_server::WatchService,
+};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+
+use super::{event_to_wire, parse_path};
+use crate::{context::SharedCtx, status, watch_hub::Subscription};
+
+#[derive(Debug)]
+pub struct WatchApi {
+    ctx: SharedCtx,
+}
+
+impl WatchApi {
+    pub fn new(ctx: SharedCtx) -> WatchApi {
+        WatchApi { ctx }
+    }
+}
+
+enum Filter {
+    Path(LockPath),
+    Prefix(String),
+}
+
+impl Filter {
+    fn matches(&self, event: &WatchEvent) -> bool {
+        match self {
+            Filter::Path(path) => event.path == *path,
+            Filter::Prefix(prefix) => event.path.is_under(prefix),
+        }
+    }
+}
+
+/// Counts a live watch stream against `watchers_max` while it exists.
+struct WatcherSlot(SharedCtx);
+
+impl Drop for WatcherSlot {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+fn compacted(ctx: &SharedCtx, compact_revision: u64) -> WatchResponse {
+    WatchResponse {
+        header: ctx.current_header(),
+        events: Vec::new(),
+        compacted: true,
+        compact_revision,
+    }
+}
+
+async fn pump(
+    ctx: SharedCtx,
+    _slot: WatcherSlot,
+    filter: Filter,
+    subscription: Subscription,
+    out: mpsc::Sender<Result<WatchResponse, Status>>,
+) {
+    let Subscription { replay, mut live } = subscription;
+    let mut last_revision = 0;
+    let send = |event: &Arc<WatchEvent>| WatchResponse {
+        header: ctx.header(event.revision),
+        events: vec![event_to_wire(event)],
+        compacted: false,
+        compact_revision: 0,
+    };
+    for event in replay.iter().filter(|event| filter.matches(event)) {
+        last_revision = event.revision;
+        if out.send(Ok(send(event))).await.is_err() {
+            return;
+        }
+    }
+    let replayed_up_to = replay.last().map_or(0, |event| event.revision);
+    loop {
+        match live.recv().await {
+            Ok(event) if event.revision <= replayed_up_to || !filter.matches(&event) => {}
+            Ok(event) => {
+                last_revision = event.revision;
+                if out.send(Ok(send(&event))).await.is_err() {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                let _ = out.send(Ok(compacted(&ctx, last_revision + 1))).await;
+                return;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl WatchService for WatchApi {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let watch = request.into_inner();
+        let rules = self.ctx.config.limits.path_rules();
+        let filter = if watch.prefix {
+            check_prefix(&watch.path, rules).map_err(|e| status::invalid_path(&e))?;
+            Filter::Prefix(watch.path)
+        } else {
+            Filter::Path(parse_path(&self.ctx, &watch.path)?)
+        };
+        let max = self.ctx.config.server.watchers_max;
+        if self.ctx.watchers.fetch_add(1, Ordering::Relaxed) >= max {
+            self.ctx.watchers.fetch_sub(1, Ordering::Relaxed);
+            let message =
+                format!("limit watchers_max reached: at most {max} watch streams per node");
+            return Err(status::error(
+                Code::ResourceExhausted,
+                ErrorReason::TooManyWatchers,
+                message,
+            ));
+        }
+        let slot = WatcherSlot(self.ctx.clone());
+        let subscription = self.ctx.store.lock().observer.hub.subscribe(watch.start_revision);
+        let (out, responses) = mpsc::channel(256);
+        match subscription {
+            Ok(subscription) => {
+                tokio::spawn(pump(self.ctx.clone(), slot, filter, subscription, out));
+            }
+            Err(gone) => {
+                let _ = out.send(Ok(compacted(&self.ctx, gone.oldest_revision))).await;
+            }
+        }
+        Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+    }
+}
