@@ -218,8 +218,11 @@ impl Client {
         self.retrying(|c| {
             let mut request = tonic::Request::new(request.clone());
             if request.get_ref().wait_timeout_ms > 0 {
-                let patience = Duration::from_millis(request.get_ref().wait_timeout_ms)
-                    + Duration::from_secs(10);
+                // The server answers by the wait time-out (plus a grace); past a day
+                // the deadline only guards against a silent connection.
+                let wait = Duration::from_millis(request.get_ref().wait_timeout_ms)
+                    .min(Duration::from_secs(86_400));
+                let patience = wait + Duration::from_secs(10);
                 request.set_timeout(patience);
             }
             async move { Ok(Self::lock_service(c).lock(request).await?.into_inner()) }

@@ -1,1 +1,225 @@
-//! Black-box tests of real `lockmgr` processes. Empty until the replicated-server issue.
+//! A harness for black-box tests: real `lockmgr server` processes on loopback ports,
+//! each with its own data directory, that a test can kill (`-9`), restart, or wipe.
+//! Every process is killed when the harness is dropped, also when a test fails.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use lockmgr_client::{Client, ClientConfig};
+
+/// The `lockmgr` binary of this workspace, built once if it is not there yet.
+pub fn binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test's own path");
+            let profile_dir =
+                exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+            let binary = profile_dir.join("lockmgr");
+            if !binary.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "-p", "lockmgr-server", "--bin", "lockmgr"])
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building lockmgr failed");
+            }
+            binary
+        })
+        .clone()
+}
+
+/// A free loopback port (bound and released; the kernel does not hand it out again soon).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
+}
+
+#[derive(Debug)]
+pub struct Member {
+    pub node_id: u64,
+    pub client_address: String,
+    pub peer_address: String,
+    pub data_dir: PathBuf,
+    process: Option<Child>,
+    log: PathBuf,
+}
+
+impl Member {
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(|child| child.try_wait().ok().flatten().is_none())
+    }
+
+    /// The end of this member's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+/// A cluster of real processes.
+#[derive(Debug)]
+pub struct Cluster {
+    pub members: Vec<Member>,
+    root: tempfile::TempDir,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `size` founding members with `extra_args` passed to each server.
+    pub fn start(size: usize, extra_args: &[&str]) -> Cluster {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let members: Vec<Member> = (1..=size as u64)
+            .map(|node_id| Member {
+                node_id,
+                client_address: format!("127.0.0.1:{}", free_port()),
+                peer_address: format!("127.0.0.1:{}", free_port()),
+                data_dir: root.path().join(format!("node-{node_id}")),
+                process: None,
+                log: root.path().join(format!("node-{node_id}.log")),
+            })
+            .collect();
+        let mut cluster = Cluster {
+            members,
+            root,
+            extra_args: extra_args.iter().map(ToString::to_string).collect(),
+        };
+        for index in 0..size {
+            cluster.spawn(index, false);
+        }
+        cluster
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}={}/{}", m.node_id, m.peer_address, m.client_address))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn spawn(&mut self, index: usize, join: bool) {
+        let initial_cluster = self.initial_cluster();
+        let member = &mut self.members[index];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&member.log)
+            .expect("a log file");
+        let mut command = Command::new(binary());
+        command
+            .arg("server")
+            .args(["--node-id", &member.node_id.to_string()])
+            .args(["--data-dir", &member.data_dir.display().to_string()])
+            .args(["--client-address", &member.client_address])
+            .args(["--peer-address", &member.peer_address])
+            .args(["--log", "info,openraft=warn,fjall=warn,lsm_tree=warn"]);
+        if join {
+            command.arg("--join");
+        } else {
+            command.args(["--initial-cluster", &initial_cluster]);
+        }
+        command.args(&self.extra_args);
+        let child = command
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("lockmgr starts");
+        member.process = Some(child);
+    }
+
+    /// `kill -9` of a member.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.members[index].process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed member again on its data directory.
+    pub fn restart(&mut self, index: usize) {
+        self.kill(index);
+        self.spawn(index, false);
+    }
+
+    /// Kills a member, wipes its data, and starts it empty, waiting to be added.
+    pub fn wipe_and_start_joining(&mut self, index: usize) {
+        self.kill(index);
+        let _ = std::fs::remove_dir_all(&self.members[index].data_dir);
+        self.spawn(index, true);
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_address.clone()).collect()
+    }
+
+    /// A client that knows every member.
+    pub fn client(&self) -> Client {
+        Client::new(ClientConfig::new(self.endpoints())).expect("a client")
+    }
+
+    /// A client of one member only.
+    pub fn client_of(&self, index: usize) -> Client {
+        let mut config = ClientConfig::new([self.members[index].client_address.clone()]);
+        config.retry_budget = Duration::from_secs(2);
+        Client::new(config).expect("a client")
+    }
+
+    /// Waits until some member reports a leader that every running member agrees on.
+    pub async fn wait_for_leader(&mut self, within: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mut leaders = Vec::new();
+            for index in 0..self.members.len() {
+                if !self.members[index].is_running() {
+                    continue;
+                }
+                if let Ok(status) = self.client_of(index).status().await {
+                    leaders.push(status.leader_id);
+                }
+            }
+            let agreed =
+                leaders.first().copied().filter(|l| *l != 0 && leaders.iter().all(|x| x == l));
+            if let Some(leader) = agreed {
+                return leader;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no leader within {within:?}: {}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Index of a member by node id.
+    pub fn index_of(&self, node_id: u64) -> usize {
+        self.members.iter().position(|m| m.node_id == node_id).expect("a member with that id")
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Every member's log tail.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("--- node {} ---\n{}", m.node_id, m.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for index in 0..self.members.len() {
+            self.kill(index);
+        }
+    }
+}
