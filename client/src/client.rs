@@ -176,10 +176,9 @@ impl Client {
 
     pub async fn grant_lease(&self, ttl: Duration) -> Result<v1::LeaseGrantResponse, Error> {
         let request = v1::LeaseGrantRequest { ttl_ms: ttl.as_millis() as i64 };
-        self.retrying(|c| {
-            let request = request.clone();
-            async move { Ok(Self::lease_service(c).grant(request).await?.into_inner()) }
-        })
+        self.retrying(
+            |c| async move { Ok(Self::lease_service(c).grant(request).await?.into_inner()) },
+        )
         .await
     }
 
@@ -221,7 +220,7 @@ impl Client {
                 // The server answers by the wait time-out (plus a grace); past a day
                 // the deadline only guards against a silent connection.
                 let wait = Duration::from_millis(request.get_ref().wait_timeout_ms)
-                    .min(Duration::from_secs(86_400));
+                    .min(Duration::from_hours(24));
                 let patience = wait + Duration::from_secs(10);
                 request.set_timeout(patience);
             }

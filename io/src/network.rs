@@ -192,7 +192,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let send = client.install_snapshot(futures_util::stream::iter(chunks));
         let result = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
-            result = tokio::time::timeout(option.hard_ttl().max(Duration::from_secs(60)), send) => result,
+            result = tokio::time::timeout(option.hard_ttl().max(Duration::from_mins(1)), send) => result,
         };
         match result {
             Ok(Ok(response)) => answer(response).map_err(|e| match e {

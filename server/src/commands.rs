@@ -192,7 +192,7 @@ impl Ctl {
                 self.print_members(&self.client.add_member(request).await?.members);
             }
             ClusterCommand::Remove { node_id } => {
-                self.print_members(&self.client.remove_member(node_id).await?.members)
+                self.print_members(&self.client.remove_member(node_id).await?.members);
             }
             ClusterCommand::TransferLeader { node_id } => {
                 let leader = self.client.transfer_leader(node_id).await?.leader_id;

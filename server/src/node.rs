@@ -148,9 +148,10 @@ async fn bootstrap(config: &ServerConfig, raft: &Raft) -> Result<(), NodeError> 
     };
     info!(members = ?nodes.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
     match raft.initialize(nodes).await {
-        Ok(()) => Ok(()),
-        // Another founding member got there first: the membership arrives by replication.
-        Err(openraft::error::RaftError::APIError(
+        // NotAllowed: another founding member got there first; the membership arrives
+        // by replication.
+        Ok(())
+        | Err(openraft::error::RaftError::APIError(
             openraft::error::InitializeError::NotAllowed(_),
         )) => Ok(()),
         Err(e) => Err(NodeError::Raft(e.to_string())),

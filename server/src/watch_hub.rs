@@ -18,7 +18,9 @@ pub struct WatchHub {
 
 impl std::fmt::Debug for WatchHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchHub").field("compacted_revision", &self.compacted_revision).finish()
+        f.debug_struct("WatchHub")
+            .field("compacted_revision", &self.compacted_revision)
+            .finish_non_exhaustive()
     }
 }
 

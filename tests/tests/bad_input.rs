@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use lockmgr_client::{Error, proto as v1};
-use lockmgr_proto::v1::{ErrorReason, lock_service_client::LockServiceClient};
+use lockmgr_client::{Client, Error, proto as v1};
+use lockmgr_proto::v1::{
+    ErrorReason, lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
+};
 use lockmgr_tests::Cluster;
-use tonic::Code;
+use tonic::{Code, transport::Endpoint};
 
 fn lock_request(path: &str, lease_id: i64) -> v1::LockRequest {
     v1::LockRequest {
@@ -37,7 +39,27 @@ async fn malformed_requests_get_the_right_status_and_the_cluster_keeps_serving()
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let client = cluster.client();
     let lease = client.grant_lease(Duration::from_secs(5)).await.unwrap().lease_id;
+    bad_paths(&client, lease).await;
+    bad_lock_fields(&client, lease).await;
+    bad_ttls(&cluster).await;
+    unknown_leases_and_stale_tokens(&client, lease).await;
+    oversized_message(&cluster, lease).await;
 
+    // Still serving, on every member.
+    for index in 0..3 {
+        assert!(
+            cluster.members[index].is_running(),
+            "node {} crashed:\n{}",
+            index + 1,
+            cluster.logs()
+        );
+        let session = cluster.client_of(index).session(Duration::from_secs(5)).await.unwrap();
+        session.lock("/after", Duration::from_secs(5)).await.unwrap().unlock().await.unwrap();
+        session.close().await.unwrap();
+    }
+}
+
+async fn bad_paths(client: &Client, lease: i64) {
     for (path, says) in [
         ("", "empty"),
         ("db/x", "absolute"),
@@ -54,6 +76,9 @@ async fn malformed_requests_get_the_right_status_and_the_cluster_keeps_serving()
             says,
         );
     }
+}
+
+async fn bad_lock_fields(client: &Client, lease: i64) {
     assert_error(
         client.lock(lock_request("/x", 987_654)).await,
         Code::NotFound,
@@ -84,17 +109,28 @@ async fn malformed_requests_get_the_right_status_and_the_cluster_keeps_serving()
         ErrorReason::InvalidWaitTimeout,
         "exceeds",
     );
+}
 
-    // TTLs: negative is refused, absurdly large is clamped.
-    let negative = client.grant_lease(Duration::ZERO).await.unwrap();
-    assert_eq!(negative.ttl_ms, 2_000, "a zero TTL is raised to the minimum");
+/// Negative TTLs are refused; zero and absurdly large ones are clamped.
+async fn bad_ttls(cluster: &Cluster) {
+    let client = cluster.client();
+    let zero = client.grant_lease(Duration::ZERO).await.unwrap();
+    assert_eq!(zero.ttl_ms, 2_000, "a zero TTL is raised to the minimum");
     let huge = client.grant_lease(Duration::from_secs(10_000_000_000)).await.unwrap();
     assert_eq!(huge.ttl_ms, 86_400_000, "a huge TTL is clamped to the maximum");
-    let mut raw = LeaseServiceClientFor::new(&cluster).await;
-    let refused = raw.grant(v1::LeaseGrantRequest { ttl_ms: -5 }).await.expect_err("negative TTL");
+    let leader = client.status().await.unwrap().leader_id;
+    let address = &cluster.members[cluster.index_of(leader)].client_address;
+    let channel =
+        Endpoint::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let refused = LeaseServiceClient::new(channel)
+        .grant(v1::LeaseGrantRequest { ttl_ms: -5 })
+        .await
+        .expect_err("negative TTL");
     assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("negative"), "{refused:?}");
+}
 
-    // Unknown leases and stale tokens.
+async fn unknown_leases_and_stale_tokens(client: &Client, lease: i64) {
     assert_error(
         client.revoke_lease(-1).await,
         Code::NotFound,
@@ -120,56 +156,17 @@ async fn malformed_requests_get_the_right_status_and_the_cluster_keeps_serving()
         ErrorReason::StaleToken,
         "stale fencing token",
     );
-
-    // An oversized message is refused by the transport, not by a crash.
-    let channel = tonic::transport::Endpoint::from_shared(format!(
-        "http://{}",
-        cluster.members[0].client_address
-    ))
-    .unwrap()
-    .connect()
-    .await
-    .unwrap();
-    let mut raw_lock = LockServiceClient::new(channel).max_encoding_message_size(64 << 20);
-    let mut huge_request = lock_request("/x", lease);
-    huge_request.holder_id = "h".repeat(8 << 20);
-    let refused = raw_lock.lock(huge_request).await.expect_err("too large");
-    assert!(
-        matches!(
-            refused.code(),
-            Code::ResourceExhausted | Code::OutOfRange | Code::Internal | Code::Unknown
-        ),
-        "{refused:?}"
-    );
-
-    // Still serving, on every member.
-    for index in 0..3 {
-        assert!(
-            cluster.members[index].is_running(),
-            "node {} crashed:\n{}",
-            index + 1,
-            cluster.logs()
-        );
-        let session = cluster.client_of(index).session(Duration::from_secs(5)).await.unwrap();
-        session.lock("/after", Duration::from_secs(5)).await.unwrap().unlock().await.unwrap();
-        session.close().await.unwrap();
-    }
 }
 
-struct LeaseServiceClientFor;
-
-impl LeaseServiceClientFor {
-    async fn new(
-        cluster: &Cluster,
-    ) -> lockmgr_proto::v1::lease_service_client::LeaseServiceClient<tonic::transport::Channel>
-    {
-        let leader = cluster.client().status().await.unwrap().leader_id;
-        let address = &cluster.members[cluster.index_of(leader)].client_address;
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        lockmgr_proto::v1::lease_service_client::LeaseServiceClient::new(channel)
-    }
+/// An oversized message is refused by the transport, not by a crash.
+async fn oversized_message(cluster: &Cluster, lease: i64) {
+    let address = &cluster.members[0].client_address;
+    let channel =
+        Endpoint::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    let mut raw = LockServiceClient::new(channel).max_encoding_message_size(64 << 20);
+    let mut huge = lock_request("/x", lease);
+    huge.holder_id = "h".repeat(8 << 20);
+    let refused = raw.lock(huge).await.expect_err("too large");
+    let codes = [Code::ResourceExhausted, Code::OutOfRange, Code::Internal, Code::Unknown];
+    assert!(codes.contains(&refused.code()), "{refused:?}");
 }
