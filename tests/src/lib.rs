@@ -18,8 +18,11 @@ pub fn binary() -> PathBuf {
     BINARY
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("the test's own path");
-            let profile_dir =
-                exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+            // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+            let mut profile_dir = exe.parent().expect("the executable's directory");
+            if profile_dir.ends_with("deps") {
+                profile_dir = profile_dir.parent().expect("target/<profile>");
+            }
             let binary = profile_dir.join("lockmgr");
             if !binary.exists() {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
