@@ -15,6 +15,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "core stays sans-IO"
 scripts/check-core-deps.sh
 
+step "build the lockmgr binary (the black-box tests run it)"
+cargo build --locked -p lockmgr-server --bin lockmgr
+
 step "tests"
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo nextest run --locked --workspace --no-fail-fast

@@ -23,10 +23,22 @@ enum Ack {
 type Acks = Arc<Mutex<Vec<(Ack, String, i64, u64)>>>;
 
 async fn worker(client: lockmgr_client::Client, id: usize, stop: Arc<AtomicBool>, acks: Acks) {
-    let session = client.session(Duration::from_secs(6)).await.expect("a session");
     let path = format!("/work/{}", id % 2);
+    let mut session = None;
     while !stop.load(Ordering::Relaxed) {
-        let Ok(guard) = session.lock(&path, Duration::from_secs(10)).await else { continue };
+        // A session outlives a failover (10 s TTL); if one is lost anyway, open another.
+        let live = match session.take() {
+            Some(live) if !lockmgr_client::Session::is_lost(&live) => live,
+            _ => match client.session(Duration::from_secs(10)).await {
+                Ok(fresh) => fresh,
+                Err(_) => continue,
+            },
+        };
+        let session = &*session.insert(live);
+        let Ok(guard) = session.lock(&path, Duration::from_secs(10)).await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
         let token = guard.fencing_token();
         acks.lock().unwrap().push((Ack::Acquired, path.clone(), session.lease_id(), token));
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -105,8 +117,10 @@ async fn killing_the_leader_mid_workload_loses_no_acknowledged_operation() {
     assert!(after.iter().filter(|t| **t > max_token_before).count() > 0);
 
     // Every acknowledged acquire and release is in every node's history.
-    let revision = cluster.client().status().await.unwrap().header.unwrap().revision;
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    // The leader's revision covers every acknowledged event (a follower's may lag).
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let leader_status = cluster.client_of(cluster.index_of(leader)).status().await.unwrap();
+    let revision = leader_status.header.unwrap().revision;
     for index in 0..3 {
         let history = history(&cluster, index, revision).await;
         for ack in &acks {
