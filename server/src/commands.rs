@@ -260,7 +260,8 @@ impl Ctl {
             () = session.lost() => {
                 eprintln!("lockmgr: session lost; stopping the command so it cannot run without the lock");
                 let _ = child.kill().await;
-                let _ = session.close().await;
+                // No revoke: the lease is gone or about to be, and the cluster may be
+                // unreachable.
                 return Ok(ExitCode::from(76));
             }
         };

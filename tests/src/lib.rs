@@ -57,6 +57,15 @@ impl Member {
         self.process.as_mut().is_some_and(|child| child.try_wait().ok().flatten().is_none())
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
+    /// The exit status, once the process has ended.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.as_mut().and_then(|child| child.try_wait().ok().flatten())
+    }
+
     /// The end of this member's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -60,3 +60,23 @@ async fn a_session_keeps_its_lease_and_locks_past_the_ttl() {
     session.close().await.unwrap();
     assert!(matches!(client.time_to_live(lease_id).await, Err(Error::Rpc(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_learns_it_is_lost_before_its_lease_could_be_given_away() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let session = cluster.client().session(Duration::from_secs(3)).await.unwrap();
+    let _guard = session.lock("/quorum", Duration::from_secs(5)).await.unwrap();
+    // Take the majority away: nobody can renew the lease, nobody can grant it either.
+    let leader_index = cluster.index_of(leader);
+    let other = (leader_index + 1) % 3;
+    let cut_at = Instant::now();
+    cluster.kill(leader_index);
+    cluster.kill(other);
+    tokio::time::timeout(Duration::from_secs(10), session.lost())
+        .await
+        .expect("the session notices");
+    let noticed = cut_at.elapsed();
+    assert!(noticed < Duration::from_secs(3), "noticed only after {noticed:?}, past the 3 s TTL");
+    assert!(matches!(session.try_lock("/other").await, Err(Error::SessionLost(_))));
+}
