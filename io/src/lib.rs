@@ -4,6 +4,7 @@
 
 mod disk;
 mod log_store;
+mod mem_disk;
 mod network;
 mod raft_service;
 mod state_machine;
@@ -11,6 +12,7 @@ mod types;
 
 pub use disk::{Disk, FjallDisk, KeyValue, Op, Space};
 pub use log_store::LogStore;
+pub use mem_disk::MemDisk;
 pub use network::{Network, PeerClient};
 pub use raft_service::PeerService;
 pub use state_machine::{ApplyObserver, NoObserver, Replica, StateMachineStore};
