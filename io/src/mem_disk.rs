@@ -12,9 +12,11 @@ use std::{
 
 use crate::disk::{Disk, KeyValue, Op, Space};
 
+type Spaces = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 #[derive(Debug, Default)]
 pub struct MemDisk {
-    spaces: Mutex<BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    spaces: Mutex<Spaces>,
     failing: AtomicBool,
 }
 
@@ -24,7 +26,7 @@ impl MemDisk {
         self.failing.store(true, Ordering::SeqCst);
     }
 
-    fn spaces(&self) -> std::sync::MutexGuard<'_, BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>> {
+    fn spaces(&self) -> std::sync::MutexGuard<'_, Spaces> {
         self.spaces.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
