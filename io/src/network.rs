@@ -31,16 +31,28 @@ use crate::{
 /// Bytes of snapshot data per streamed chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
+/// Told of the bytes of every message exchanged with a peer: (peer, sent, received).
+pub type TrafficObserver = Arc<dyn Fn(NodeId, usize, usize) + Send + Sync>;
+
 /// Creates peer clients; channels are shared per address.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Network {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
+    traffic: TrafficObserver,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Network {
-    pub fn new(connect_timeout: Duration) -> Network {
-        Network { channels: Arc::default(), connect_timeout }
+    pub fn new(connect_timeout: Duration, traffic: TrafficObserver) -> Network {
+        Network { channels: Arc::default(), connect_timeout, traffic }
     }
 
     fn channel(&self, address: &str) -> Result<Channel, String> {
@@ -62,15 +74,25 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
-        PeerClient { target, channel: self.channel(&node.peer_address) }
+        PeerClient {
+            target,
+            channel: self.channel(&node.peer_address),
+            traffic: self.traffic.clone(),
+        }
     }
 }
 
 /// One peer, as openraft sees it.
-#[derive(Debug)]
 pub struct PeerClient {
     target: NodeId,
     channel: Result<Channel, String>,
+    traffic: TrafficObserver,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient").field("target", &self.target).finish_non_exhaustive()
+    }
 }
 
 fn unreachable(message: impl Into<String>) -> Unreachable<TypeConfig> {
@@ -122,9 +144,13 @@ impl PeerClient {
     {
         let client = self.client()?;
         let mut request = payload(request)?;
+        let sent = request.get_ref().data.len();
         request.set_timeout(option.hard_ttl());
         match tokio::time::timeout(option.hard_ttl(), call(client, request)).await {
-            Ok(Ok(response)) => answer(response),
+            Ok(Ok(response)) => {
+                (self.traffic)(self.target, sent, response.get_ref().data.len());
+                answer(response)
+            }
             Ok(Err(status)) => Err(rpc_error(&status)),
             Err(_) => Err(RPCError::Unreachable(unreachable(format!(
                 "no answer from node {} within {:?}",
@@ -189,6 +215,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             chunks.push(SnapshotChunk::default());
         }
         chunks[0].header = header;
+        let sent = chunks.iter().map(|c| c.header.len() + c.data.len()).sum();
+        (self.traffic)(self.target, sent, 0);
         let send = client.install_snapshot(futures_util::stream::iter(chunks));
         let result = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),

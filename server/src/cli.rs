@@ -83,6 +83,9 @@ pub struct ServerArgs {
     /// Start empty and wait to be added with `lockmgr cluster add`.
     #[arg(long, env = "LOCKMGR_JOIN")]
     pub join: bool,
+    /// Where /metrics, /healthz and /readyz are served ("" turns them off).
+    #[arg(long, env = "LOCKMGR_METRICS_ADDRESS")]
+    pub metrics_address: Option<String>,
     /// Lock-delay after an expiry, e.g. `5s` (overrides limits.lock_delay_ms).
     #[arg(long, env = "LOCKMGR_LOCK_DELAY", value_parser = humantime::parse_duration)]
     pub lock_delay: Option<Duration>,
@@ -135,6 +138,9 @@ impl ServerArgs {
             config.initial_cluster.clone_from(&self.initial_cluster);
         }
         config.join |= self.join;
+        if let Some(address) = &self.metrics_address {
+            config.metrics.address.clone_from(address);
+        }
         if let Some(delay) = self.lock_delay {
             config.limits.lock_delay_ms = delay.as_millis() as u64;
         }

@@ -30,6 +30,28 @@ pub struct ServerConfig {
     pub raft: RaftSettings,
     pub limits: Limits,
     pub server: ServiceSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; empty: not served.
+    pub address: String,
+    /// `lock_path` label values keep this many leading segments of the path.
+    pub path_label_depth: usize,
+    /// Distinct `lock_path` values before new ones are counted as `_overflow`.
+    pub path_label_values_max: usize,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            address: "127.0.0.1:9464".into(),
+            path_label_depth: 2,
+            path_label_values_max: 1_000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +103,7 @@ impl Default for ServerConfig {
             raft: RaftSettings::default(),
             limits: Limits::default(),
             server: ServiceSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::{
     clock::Clock, config::ServerConfig, driver::ClearRequest, effects::Effects, forward::Forwarder,
+    metrics::Metrics,
 };
 
 pub type Raft = lockmgr_io::Raft<Effects>;
@@ -27,6 +28,7 @@ pub struct Ctx {
     /// Keepalives that must clear a lease checkpoint go through the driver, in order.
     pub clears: mpsc::Sender<ClearRequest>,
     pub watchers: AtomicUsize,
+    pub metrics: Arc<Metrics>,
     /// Turns true when the node stops: servers and the driver end.
     pub shutdown: watch::Sender<bool>,
 }
@@ -46,6 +48,25 @@ pub enum Route {
 }
 
 impl Ctx {
+    /// Times a client request and counts it by method and status code.
+    pub async fn observe<T>(
+        &self,
+        method: &str,
+        request: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, tonic::Status> {
+        let started = tokio::time::Instant::now();
+        let result = request.await;
+        let status = match &result {
+            Ok(_) => "OK".to_owned(),
+            Err(status) => format!("{:?}", status.code()),
+        };
+        let metrics = &self.metrics;
+        metrics.client_requests_total.with_label_values(&[method, &status]).inc();
+        let seconds = started.elapsed().as_secs_f64();
+        metrics.client_request_duration_seconds.with_label_values(&[method]).observe(seconds);
+        result
+    }
+
     pub fn header(&self, revision: u64) -> Option<ResponseHeader> {
         Some(ResponseHeader {
             cluster_id: self.config.cluster_id,

@@ -11,7 +11,7 @@ use lockmgr_core::{
 use lockmgr_io::ApplyObserver;
 use tokio::sync::{Notify, oneshot};
 
-use crate::{clock::Clock, watch_hub::WatchHub};
+use crate::{clock::Clock, metrics::Metrics, watch_hub::WatchHub};
 
 /// How a blocking `Lock`'s wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +37,7 @@ pub struct Effects {
     began_ms: HashMap<Revision, u64>,
     /// Wakes the leader's driver when deadlines may have moved.
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Effects {
@@ -52,15 +53,62 @@ impl Effects {
         timers: Timers,
         hub: WatchHub,
         wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Effects {
-        Effects {
-            clock,
-            lessor,
-            timers,
-            hub,
-            waits: HashMap::new(),
-            began_ms: HashMap::new(),
-            wake,
+        let waits = HashMap::new();
+        Effects { clock, lessor, timers, hub, waits, began_ms: HashMap::new(), wake, metrics }
+    }
+
+    /// Counts what the leader did (each event once in the cluster, not once per node).
+    fn count_on_leader(&self, now_ms: u64, event: &Event) {
+        let metrics = &self.metrics;
+        match event {
+            Event::LeaseGranted { ttl_ms, .. } => {
+                metrics.lease_grant_total.inc();
+                metrics.lease_ttl_seconds.observe(*ttl_ms as f64 / 1_000.0);
+            }
+            Event::LeaseEnded { reason, .. } => {
+                let reason = match reason {
+                    lockmgr_core::LeaseEndReason::Revoked => "revoked",
+                    lockmgr_core::LeaseEndReason::Expired => {
+                        metrics.lease_expire_total.inc();
+                        "expired"
+                    }
+                };
+                metrics.lease_revoke_total.with_label_values(&[reason]).inc();
+            }
+            Event::Lock(watch) => {
+                if let WatchEventKind::Released { token, .. } = watch.kind {
+                    let label = metrics.paths.label(watch.path.as_str());
+                    metrics.lock_release_total.with_label_values(&[&label]).inc();
+                    if let Some(began_ms) = self.began_ms.get(&token) {
+                        let held_seconds = now_ms.saturating_sub(*began_ms) as f64 / 1_000.0;
+                        let held = metrics.lock_held_duration_seconds.with_label_values(&[&label]);
+                        held.observe(held_seconds);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps the state gauges (active locks, waiters per path) in step with an event.
+    fn track_gauges(&self, watch: &lockmgr_core::WatchEvent) {
+        let metrics = &self.metrics;
+        let waiters = || {
+            let label = metrics.paths.label(watch.path.as_str());
+            metrics.lock_waiters_current.with_label_values(&[&label])
+        };
+        match watch.kind {
+            WatchEventKind::Acquired { queued_revision } => {
+                metrics.locks_active_total.inc();
+                if queued_revision.is_some() {
+                    waiters().dec();
+                }
+            }
+            WatchEventKind::Released { .. } => metrics.locks_active_total.dec(),
+            WatchEventKind::Queued { .. } => waiters().inc(),
+            WatchEventKind::Dequeued { .. } => waiters().dec(),
         }
     }
 
@@ -135,10 +183,15 @@ fn settled(
 impl ApplyObserver for Effects {
     fn applied(&mut self, _machine: &StateMachine, _log_index: u64, applied: &Applied) {
         let now_ms = self.clock.now_ms();
+        let leads = self.lessor.is_primary();
         for event in &applied.events {
+            if leads {
+                self.count_on_leader(now_ms, event);
+            }
             self.lessor.handle_event(now_ms, event);
             self.timers.handle_event(now_ms, event);
             let Event::Lock(watch) = event else { continue };
+            self.track_gauges(watch);
             match watch.kind {
                 WatchEventKind::Acquired { queued_revision } => {
                     self.began_ms.insert(watch.revision, now_ms);
@@ -174,6 +227,17 @@ impl ApplyObserver for Effects {
 
     fn restored(&mut self, machine: &StateMachine) {
         self.hub.reset(machine.revision());
+        let metrics = &self.metrics;
+        let views = machine.locks("", None, usize::MAX);
+        metrics.locks_active_total.set(views.iter().map(|v| v.holders.len() as i64).sum());
+        metrics.lock_waiters_current.reset();
+        for view in &views {
+            let label = metrics.paths.label(view.path.as_str());
+            metrics
+                .lock_waiters_current
+                .with_label_values(&[&label])
+                .add(view.waiters.len() as i64);
+        }
         self.began_ms.clear();
         let waits = std::mem::take(&mut self.waits);
         for (key, sender) in waits {

@@ -12,6 +12,9 @@ pub mod context;
 pub mod driver;
 pub mod effects;
 mod forward;
+#[cfg(not(madsim))]
+mod http;
+pub mod metrics;
 pub mod node;
 mod proposer;
 pub mod service;

@@ -24,6 +24,7 @@ use crate::{
     driver,
     effects::Effects,
     forward::Forwarder,
+    metrics::Metrics,
     service::{ClusterApi, LeaseApi, LockApi, WatchApi},
     watch_hub::WatchHub,
 };
@@ -65,14 +66,19 @@ fn raft_config(config: &ServerConfig) -> Result<Arc<openraft::Config>, NodeError
     Ok(Arc::new(openraft_config.validate().map_err(|e| NodeError::Raft(e.to_string()))?))
 }
 
-fn effects(config: &ServerConfig, clock: Clock, wake: Arc<Notify>) -> Effects {
+fn effects(
+    config: &ServerConfig,
+    clock: Clock,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+) -> Effects {
     let lessor = Lessor::new(LessorConfig {
         checkpoint_interval_ms: config.server.lease_checkpoint_interval_ms,
         checkpoint_batch_max: config.limits.checkpoint_batch_max,
         ..LessorConfig::default()
     });
     let hub = WatchHub::new(config.server.watch_history_events, config.server.watch_buffer_events);
-    Effects::new(clock, lessor, Timers::default(), hub, wake)
+    Effects::new(clock, lessor, Timers::default(), hub, wake, metrics)
 }
 
 /// Opens the production disk under the data directory.
@@ -88,15 +94,26 @@ pub async fn start(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<SharedCt
     config.validate()?;
     let clock = Clock::new();
     let wake = Arc::new(Notify::new());
+    let settings = &config.metrics;
+    let metrics = Arc::new(Metrics::new(settings.path_label_depth, settings.path_label_values_max));
     let storage_error =
         |source| NodeError::Storage { path: config.data_dir.display().to_string(), source };
     let store = StateMachineStore::open(
         disk.clone(),
         config.limits.clone(),
-        effects(&config, clock, wake.clone()),
+        effects(&config, clock, wake.clone(), metrics.clone()),
     )
     .map_err(storage_error)?;
-    let network = Network::new(Duration::from_millis(config.raft.connect_timeout_ms));
+    let traffic_metrics = metrics.clone();
+    let traffic = Arc::new(move |peer: u64, sent: usize, received: usize| {
+        let peer = peer.to_string();
+        traffic_metrics.network_bytes_sent_total.with_label_values(&[&peer]).inc_by(sent as u64);
+        traffic_metrics
+            .network_bytes_received_total
+            .with_label_values(&[&peer])
+            .inc_by(received as u64);
+    });
+    let network = Network::new(Duration::from_millis(config.raft.connect_timeout_ms), traffic);
     let raft: Raft = openraft::Raft::new(
         config.node_id,
         raft_config(&config)?,
@@ -118,6 +135,7 @@ pub async fn start(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<SharedCt
         wake,
         clears: clears_sender,
         watchers: 0.into(),
+        metrics,
         shutdown: watch::channel(false).0,
     });
     tokio::spawn(driver::run(ctx.clone(), clears, ctx.shutdown.subscribe()));
@@ -192,6 +210,7 @@ pub async fn serve(
         .serve_with_shutdown(peer_address, until_stopped(stopped.clone()));
     let clients = tokio::spawn(clients);
     let peers = tokio::spawn(peers);
+    let http = spawn_http(&ctx)?;
     info!(node = ctx.node_id, %client_address, %peer_address, data_dir = %config.data_dir.display(), "lockmgr serving");
     let mut metrics = ctx.raft.metrics();
     let fatal = async move {
@@ -209,6 +228,7 @@ pub async fn serve(
         message = fatal => Err(NodeError::Fatal(message)),
         result = clients => Err(served(client_address, result)),
         result = peers => Err(served(peer_address, result)),
+        Some((address, result)) = http => Err(NodeError::Serve { address, message: result }),
     };
     info!(node = ctx.node_id, "lockmgr shutting down");
     let _ = ctx.shutdown.send(true);
@@ -216,6 +236,36 @@ pub async fn serve(
         error!(error = %e, "raft did not shut down cleanly");
     }
     outcome
+}
+
+/// Starts the operators' HTTP endpoint, if configured; resolves if it fails.
+fn spawn_http(
+    ctx: &SharedCtx,
+) -> Result<impl std::future::Future<Output = Option<(SocketAddr, String)>>, NodeError> {
+    let configured = &ctx.config.metrics.address;
+    let address = if configured.is_empty() {
+        None
+    } else {
+        Some(socket_address("metrics.address", configured)?)
+    };
+    #[cfg(not(madsim))]
+    let task =
+        address.map(|address| (address, tokio::spawn(crate::http::serve(ctx.clone(), address))));
+    #[cfg(madsim)]
+    let task: Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> = None;
+    Ok(async move {
+        match task {
+            Some((address, task)) => {
+                let message = match task.await {
+                    Ok(Ok(())) => return std::future::pending().await,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                Some((address, message))
+            }
+            None => std::future::pending().await,
+        }
+    })
 }
 
 fn served(

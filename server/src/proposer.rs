@@ -17,6 +17,28 @@ use crate::{context::Ctx, status};
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 pub async fn propose(ctx: &Ctx, command: Command) -> Result<ApplyResult, Status> {
+    let started = tokio::time::Instant::now();
+    let result = propose_once(ctx, command).await;
+    let status = if result.is_ok() { "success" } else { "failure" };
+    let elapsed = started.elapsed();
+    ctx.metrics.raft_proposals_total.with_label_values(&[status]).inc();
+    ctx.metrics
+        .raft_proposal_duration_seconds
+        .with_label_values(&[status])
+        .observe(elapsed.as_secs_f64());
+    if elapsed >= SLOW_PROPOSAL {
+        tracing::warn!(latency_ms = elapsed.as_millis() as u64, "Slow proposal");
+    }
+    if let Err(error) = &result {
+        tracing::error!(error = %error.message(), "Proposal failed");
+    }
+    result
+}
+
+/// Proposals slower than this are logged.
+const SLOW_PROPOSAL: Duration = Duration::from_millis(500);
+
+async fn propose_once(ctx: &Ctx, command: Command) -> Result<ApplyResult, Status> {
     let deadline = tokio::time::Instant::now() + ctx.config.propose_timeout();
     loop {
         let error = match ctx.raft.client_write(command.clone()).await {

@@ -23,6 +23,8 @@ async fn a_failed_fsync_stops_the_node() {
         data_dir: "unused-with-an-in-memory-disk".into(),
         ..ServerConfig::default()
     };
+    let mut config = config;
+    config.metrics.address = String::new();
     let address = format!("http://{}", config.client_address);
     let disk = Arc::new(MemDisk::default());
     let node = lockmgr_server::start(config, disk.clone()).await.unwrap();

@@ -47,6 +47,8 @@ pub struct Member {
     pub node_id: u64,
     pub client_address: String,
     pub peer_address: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_address: String,
     pub data_dir: PathBuf,
     process: Option<Child>,
     log: PathBuf,
@@ -91,6 +93,7 @@ impl Cluster {
                 node_id,
                 client_address: format!("127.0.0.1:{}", free_port()),
                 peer_address: format!("127.0.0.1:{}", free_port()),
+                metrics_address: format!("127.0.0.1:{}", free_port()),
                 data_dir: root.path().join(format!("node-{node_id}")),
                 process: None,
                 log: root.path().join(format!("node-{node_id}.log")),
@@ -130,6 +133,7 @@ impl Cluster {
             .args(["--data-dir", &member.data_dir.display().to_string()])
             .args(["--client-address", &member.client_address])
             .args(["--peer-address", &member.peer_address])
+            .args(["--metrics-address", &member.metrics_address])
             .args(["--log", "info,openraft=warn,fjall=warn,lsm_tree=warn"]);
         if join {
             command.arg("--join");

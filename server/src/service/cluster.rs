@@ -52,12 +52,8 @@ fn raft_failure<E: std::fmt::Display>(error: &RaftError<lockmgr_io::TypeConfig, 
     }
 }
 
-#[tonic::async_trait]
-impl ClusterService for ClusterApi {
-    async fn status(
-        &self,
-        _request: Request<StatusRequest>,
-    ) -> Result<Response<StatusResponse>, Status> {
+impl ClusterApi {
+    fn status_rpc(&self, _request: Request<StatusRequest>) -> Response<StatusResponse> {
         let (locks, leases, revision) = {
             let replica = self.ctx.store.lock();
             (
@@ -70,7 +66,7 @@ impl ClusterService for ClusterApi {
         let metrics = metrics.borrow_watched();
         let is_learner =
             !metrics.membership_config.membership().voter_ids().any(|id| id == self.ctx.node_id);
-        Ok(Response::new(StatusResponse {
+        Response::new(StatusResponse {
             header: self.ctx.header(revision),
             leader_id: metrics.current_leader.unwrap_or(0),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -80,20 +76,20 @@ impl ClusterService for ClusterApi {
             locks,
             leases,
             is_learner,
-        }))
+        })
     }
 
-    async fn list_members(
+    fn list_members_rpc(
         &self,
         _request: Request<ListMembersRequest>,
-    ) -> Result<Response<ListMembersResponse>, Status> {
-        Ok(Response::new(ListMembersResponse {
+    ) -> Response<ListMembersResponse> {
+        Response::new(ListMembersResponse {
             header: self.ctx.current_header(),
             members: self.members(),
-        }))
+        })
     }
 
-    async fn add_member(
+    async fn add_member_rpc(
         &self,
         request: Request<AddMemberRequest>,
     ) -> Result<Response<AddMemberResponse>, Status> {
@@ -126,7 +122,7 @@ impl ClusterService for ClusterApi {
         }))
     }
 
-    async fn remove_member(
+    async fn remove_member_rpc(
         &self,
         request: Request<RemoveMemberRequest>,
     ) -> Result<Response<RemoveMemberResponse>, Status> {
@@ -162,7 +158,7 @@ impl ClusterService for ClusterApi {
         }))
     }
 
-    async fn transfer_leader(
+    async fn transfer_leader_rpc(
         &self,
         request: Request<TransferLeaderRequest>,
     ) -> Result<Response<TransferLeaderResponse>, Status> {
@@ -209,6 +205,44 @@ impl ClusterService for ClusterApi {
             header: self.ctx.current_header(),
             leader_id: target,
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl ClusterService for ClusterApi {
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        self.ctx.observe("Status", async { Ok(self.status_rpc(request)) }).await
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<ListMembersRequest>,
+    ) -> Result<Response<ListMembersResponse>, Status> {
+        self.ctx.observe("ListMembers", async { Ok(self.list_members_rpc(request)) }).await
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<AddMemberRequest>,
+    ) -> Result<Response<AddMemberResponse>, Status> {
+        self.ctx.observe("AddMember", self.add_member_rpc(request)).await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<RemoveMemberRequest>,
+    ) -> Result<Response<RemoveMemberResponse>, Status> {
+        self.ctx.observe("RemoveMember", self.remove_member_rpc(request)).await
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferLeaderRequest>,
+    ) -> Result<Response<TransferLeaderResponse>, Status> {
+        self.ctx.observe("TransferLeader", self.transfer_leader_rpc(request)).await
     }
 }
 

@@ -46,6 +46,17 @@ fn lease_not_found(lease_id: i64) -> Status {
 
 /// One keepalive: the TTL from now, 0 if the lease is gone.
 async fn renew(ctx: &SharedCtx, lease_id: LeaseId) -> Result<u64, Status> {
+    let result = renew_here(ctx, lease_id).await;
+    let status = match &result {
+        Ok(0) => "not_found",
+        Ok(_) => "success",
+        Err(_) => "failure",
+    };
+    ctx.metrics.lease_renew_total.with_label_values(&[status]).inc();
+    result
+}
+
+async fn renew_here(ctx: &SharedCtx, lease_id: LeaseId) -> Result<u64, Status> {
     let renewal = {
         let now_ms = ctx.clock.now_ms();
         ctx.store.lock().observer.lessor.handle_keepalive(now_ms, lease_id)
@@ -111,9 +122,8 @@ async fn serve_keepalives(
     }
 }
 
-#[tonic::async_trait]
-impl LeaseService for LeaseApi {
-    async fn grant(
+impl LeaseApi {
+    async fn grant_rpc(
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
@@ -140,12 +150,10 @@ impl LeaseService for LeaseApi {
         }
     }
 
-    type KeepAliveStream = KeepAliveStream;
-
-    async fn keep_alive(
+    async fn keep_alive_rpc(
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::KeepAliveStream>, Status> {
+    ) -> Result<Response<KeepAliveStream>, Status> {
         match self.ctx.route_waiting().await {
             Route::Here => {}
             Route::Leader { id, node } => return Err(status::not_leader(Some((id, &node)))),
@@ -156,7 +164,7 @@ impl LeaseService for LeaseApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(answers))))
     }
 
-    async fn revoke(
+    async fn revoke_rpc(
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
@@ -174,7 +182,7 @@ impl LeaseService for LeaseApi {
         }
     }
 
-    async fn time_to_live(
+    async fn time_to_live_rpc(
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
@@ -200,7 +208,7 @@ impl LeaseService for LeaseApi {
         }))
     }
 
-    async fn list(
+    async fn list_rpc(
         &self,
         request: Request<LeaseListRequest>,
     ) -> Result<Response<LeaseListResponse>, Status> {
@@ -230,5 +238,45 @@ impl LeaseService for LeaseApi {
             leases,
             next_after_lease_id,
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl LeaseService for LeaseApi {
+    type KeepAliveStream = KeepAliveStream;
+
+    async fn grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        self.ctx.observe("Grant", self.grant_rpc(request)).await
+    }
+
+    async fn keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::KeepAliveStream>, Status> {
+        self.ctx.observe("KeepAlive", self.keep_alive_rpc(request)).await
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        self.ctx.observe("Revoke", self.revoke_rpc(request)).await
+    }
+
+    async fn time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        self.ctx.observe("TimeToLive", self.time_to_live_rpc(request)).await
+    }
+
+    async fn list(
+        &self,
+        request: Request<LeaseListRequest>,
+    ) -> Result<Response<LeaseListResponse>, Status> {
+        self.ctx.observe("List", self.list_rpc(request)).await
     }
 }

@@ -127,6 +127,23 @@ impl LockApi {
     }
 }
 
+/// The `status` label of `lock_acquire_total` (see `metrics.rs`).
+fn acquire_status(result: &Result<Response<LockResponse>, Status>) -> &'static str {
+    match result {
+        Ok(response) if response.get_ref().acquired => "success",
+        Ok(_) => "busy",
+        Err(status) => match status.code() {
+            Code::DeadlineExceeded => "timeout",
+            Code::Aborted | Code::Cancelled => "aborted",
+            Code::InvalidArgument
+            | Code::NotFound
+            | Code::FailedPrecondition
+            | Code::ResourceExhausted => "rejected",
+            _ => "failure",
+        },
+    }
+}
+
 fn wait_ended(request: &LockRequest, reason: DequeueReason) -> Status {
     match reason {
         DequeueReason::WaitTimeout => {
@@ -226,38 +243,56 @@ fn lock_view_to_wire(ctx: &SharedCtx, view: &LockView) -> v1::LockInfo {
     }
 }
 
-#[tonic::async_trait]
-impl LockService for LockApi {
-    async fn lock(
+impl LockApi {
+    async fn lock_rpc(
         &self,
         request: Request<v1::LockRequest>,
     ) -> Result<Response<LockResponse>, Status> {
         let command = self.command(request.get_ref())?;
         let _request = lead_or_forward!(self.ctx, request, LockServiceClient, lock);
-        let result = propose(&self.ctx, Command::Lock(command.clone())).await?;
+        let started = tokio::time::Instant::now();
+        let (result, contended) = self.acquire(&command).await;
+        let status = acquire_status(&result);
+        let seconds = started.elapsed().as_secs_f64();
+        self.ctx.metrics.acquired(command.path.as_str(), status, seconds, contended);
+        result
+    }
+
+    /// Proposes the lock and waits if it queued; says whether it met contention.
+    async fn acquire(
+        &self,
+        command: &LockRequest,
+    ) -> (Result<Response<LockResponse>, Status>, bool) {
+        let result = match propose(&self.ctx, Command::Lock(command.clone())).await {
+            Ok(result) => result,
+            Err(status) => return (Err(status), false),
+        };
         match result.reply {
             Some(Reply::Lock(LockOutcome::Granted { token, mode })) => {
-                Ok(self.granted(&command, token, mode, result.revision))
+                (Ok(self.granted(command, token, mode, result.revision)), false)
             }
             Some(Reply::Lock(LockOutcome::Busy { holders, lock_delay })) => {
-                Ok(Response::new(LockResponse {
+                let busy = LockResponse {
                     header: self.ctx.header(result.revision),
                     acquired: false,
                     fencing_token: 0,
                     mode: mode_to_wire(command.mode),
                     holders: holders.iter().map(|h| holder_to_wire(h, 0)).collect(),
                     lock_delay,
-                }))
+                };
+                (Ok(Response::new(busy)), true)
             }
             Some(Reply::Lock(LockOutcome::Queued { queued_revision, .. })) => {
-                self.wait(&command, queued_revision).await
+                (self.wait(command, queued_revision).await, true)
             }
-            Some(Reply::Rejected(rejection)) => Err(status::rejection(&rejection)),
-            other => Err(status::internal(format!("unexpected reply to a lock: {other:?}"))),
+            Some(Reply::Rejected(rejection)) => (Err(status::rejection(&rejection)), false),
+            other => {
+                (Err(status::internal(format!("unexpected reply to a lock: {other:?}"))), false)
+            }
         }
     }
 
-    async fn unlock(
+    async fn unlock_rpc(
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
@@ -281,7 +316,7 @@ impl LockService for LockApi {
         }
     }
 
-    async fn get_lock(
+    async fn get_lock_rpc(
         &self,
         request: Request<GetLockRequest>,
     ) -> Result<Response<GetLockResponse>, Status> {
@@ -298,7 +333,7 @@ impl LockService for LockApi {
         Ok(Response::new(GetLockResponse { header: self.ctx.header(revision), lock }))
     }
 
-    async fn list_locks(
+    async fn list_locks_rpc(
         &self,
         request: Request<ListLocksRequest>,
     ) -> Result<Response<ListLocksResponse>, Status> {
@@ -339,7 +374,7 @@ impl LockService for LockApi {
         }))
     }
 
-    async fn validate_fence(
+    async fn validate_fence_rpc(
         &self,
         request: Request<ValidateFenceRequest>,
     ) -> Result<Response<ValidateFenceResponse>, Status> {
@@ -358,5 +393,43 @@ impl LockService for LockApi {
             valid: check.valid,
             current_tokens: check.current_tokens,
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl LockService for LockApi {
+    async fn lock(
+        &self,
+        request: Request<v1::LockRequest>,
+    ) -> Result<Response<LockResponse>, Status> {
+        self.ctx.observe("Lock", self.lock_rpc(request)).await
+    }
+
+    async fn unlock(
+        &self,
+        request: Request<UnlockRequest>,
+    ) -> Result<Response<UnlockResponse>, Status> {
+        self.ctx.observe("Unlock", self.unlock_rpc(request)).await
+    }
+
+    async fn get_lock(
+        &self,
+        request: Request<GetLockRequest>,
+    ) -> Result<Response<GetLockResponse>, Status> {
+        self.ctx.observe("GetLock", self.get_lock_rpc(request)).await
+    }
+
+    async fn list_locks(
+        &self,
+        request: Request<ListLocksRequest>,
+    ) -> Result<Response<ListLocksResponse>, Status> {
+        self.ctx.observe("ListLocks", self.list_locks_rpc(request)).await
+    }
+
+    async fn validate_fence(
+        &self,
+        request: Request<ValidateFenceRequest>,
+    ) -> Result<Response<ValidateFenceResponse>, Status> {
+        self.ctx.observe("ValidateFence", self.validate_fence_rpc(request)).await
     }
 }

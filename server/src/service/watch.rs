@@ -49,6 +49,7 @@ struct WatcherSlot(SharedCtx);
 impl Drop for WatcherSlot {
     fn drop(&mut self) {
         self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.watch_streams_current.dec();
     }
 }
 
@@ -83,6 +84,7 @@ async fn pump(
         if out.send(Ok(send(event))).await.is_err() {
             return;
         }
+        ctx.metrics.watch_events_sent_total.inc();
     }
     let replayed_up_to = replay.last().map_or(0, |event| event.revision);
     loop {
@@ -93,6 +95,7 @@ async fn pump(
                 if out.send(Ok(send(&event))).await.is_err() {
                     return;
                 }
+                ctx.metrics.watch_events_sent_total.inc();
             }
             Err(RecvError::Lagged(_)) => {
                 let _ = out.send(Ok(compacted(&ctx, last_revision + 1))).await;
@@ -103,14 +106,11 @@ async fn pump(
     }
 }
 
-#[tonic::async_trait]
-impl WatchService for WatchApi {
-    type WatchStream = WatchStream;
-
-    async fn watch(
+impl WatchApi {
+    async fn watch_rpc(
         &self,
         request: Request<WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
+    ) -> Result<Response<WatchStream>, Status> {
         let watch = request.into_inner();
         let rules = self.ctx.config.limits.path_rules();
         let filter = if watch.prefix {
@@ -131,6 +131,7 @@ impl WatchService for WatchApi {
             ));
         }
         let slot = WatcherSlot(self.ctx.clone());
+        self.ctx.metrics.watch_streams_current.inc();
         let subscription = self.ctx.store.lock().observer.hub.subscribe(watch.start_revision);
         let (out, responses) = mpsc::channel(256);
         match subscription {
@@ -142,5 +143,17 @@ impl WatchService for WatchApi {
             }
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+    }
+}
+
+#[tonic::async_trait]
+impl WatchService for WatchApi {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.ctx.observe("Watch", self.watch_rpc(request)).await
     }
 }
