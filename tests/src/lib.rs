@@ -37,9 +37,20 @@ pub fn binary() -> PathBuf {
         .clone()
 }
 
-/// A free loopback port (bound and released; the kernel does not hand it out again soon).
+/// A free loopback port below the kernel's ephemeral range (32768 and up), so that no
+/// outgoing connection can take it between now and the server binding it. Each test
+/// process starts at its own offset.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = (std::process::id() % 500) * 24;
+    loop {
+        let port =
+            20_000 + (offset + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 12_000;
+        let port = u16::try_from(port).expect("below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 #[derive(Debug)]
