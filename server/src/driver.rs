@@ -31,14 +31,18 @@ pub async fn run(
 ) {
     let mut metrics = ctx.raft.metrics();
     let mut leading_term: Option<u64> = None;
+    let mut known_leader: Option<u64> = None;
     loop {
-        let (leads, term) = {
+        let (leads, term, leader) = {
             let m = metrics.borrow_watched();
-            (
-                m.state == ServerState::Leader && m.current_leader == Some(ctx.node_id),
-                m.current_term,
-            )
+            let leads = m.state == ServerState::Leader && m.current_leader == Some(ctx.node_id);
+            (leads, m.current_term, m.current_leader)
         };
+        crate::logging::note_raft_term(term);
+        if leader.is_some() && leader != known_leader {
+            ctx.metrics.raft_leader_changes_total.inc();
+            known_leader = leader;
+        }
         if leads && leading_term != Some(term) {
             if promote(&ctx).await {
                 leading_term = Some(term);
@@ -113,7 +117,9 @@ async fn tick(ctx: &SharedCtx) -> Option<u64> {
         (expired, checkpoints, due, next_ms)
     };
     for lease_id in expired {
-        warn!(lease_id = lease_id.0, "Lease expired");
+        let held_locks =
+            ctx.store.lock().machine.lease(lease_id).map_or(0, |lease| lease.held.len());
+        warn!(lease_id = lease_id.0, held_locks, "Lease expired");
         spawn_proposal(ctx, Command::ExpireLease { lease_id });
     }
     for command in due {

@@ -13,6 +13,17 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::{clock::Clock, metrics::Metrics, watch_hub::WatchHub};
 
+/// The specification's "Lock acquired" event.
+pub fn log_acquired(
+    lock_path: &str,
+    holder_id: &str,
+    lease_id: i64,
+    fencing_token: u64,
+    wait_time_ms: u64,
+) {
+    tracing::info!(lock_path, holder_id, lease_id, fencing_token, wait_time_ms, "Lock acquired");
+}
+
 /// How a blocking `Lock`'s wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitOutcome {
@@ -78,7 +89,16 @@ impl Effects {
                 metrics.lease_revoke_total.with_label_values(&[reason]).inc();
             }
             Event::Lock(watch) => {
-                if let WatchEventKind::Released { token, .. } = watch.kind {
+                if let WatchEventKind::Acquired { queued_revision } = watch.kind {
+                    let waited_ms = queued_revision
+                        .and_then(|queued| self.began_ms.get(&queued))
+                        .map_or(0, |began_ms| now_ms.saturating_sub(*began_ms));
+                    let (path, holder) = (watch.path.as_str(), watch.holder_id.as_str());
+                    log_acquired(path, holder, watch.lease_id.0, watch.revision, waited_ms);
+                }
+                if let WatchEventKind::Released { token, reason } = watch.kind {
+                    tracing::info!(lock_path = %watch.path, holder = %watch.holder_id, lease_id = watch.lease_id.0,
+                        fencing_token = token, reason = ?reason, "Lock released");
                     let label = metrics.paths.label(watch.path.as_str());
                     metrics.lock_release_total.with_label_values(&[&label]).inc();
                     if let Some(began_ms) = self.began_ms.get(&token) {
@@ -181,7 +201,8 @@ fn settled(
 }
 
 impl ApplyObserver for Effects {
-    fn applied(&mut self, _machine: &StateMachine, _log_index: u64, applied: &Applied) {
+    fn applied(&mut self, machine: &StateMachine, _log_index: u64, applied: &Applied) {
+        crate::logging::note_revision(machine.revision());
         let now_ms = self.clock.now_ms();
         let leads = self.lessor.is_primary();
         for event in &applied.events {

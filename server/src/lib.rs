@@ -8,12 +8,15 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+#[cfg(not(madsim))]
+mod connections;
 pub mod context;
 pub mod driver;
 pub mod effects;
 mod forward;
 #[cfg(not(madsim))]
 mod http;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 mod proposer;

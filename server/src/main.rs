@@ -55,10 +55,7 @@ async fn client(
 
 async fn server(args: &ServerArgs) -> ExitCode {
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    match args.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
-    }
+    lockmgr_server::logging::init(filter, args.log_format == LogFormat::Json);
     let config = match args.config() {
         Ok(config) => config,
         Err(error) => {
@@ -66,6 +63,7 @@ async fn server(args: &ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    lockmgr_server::logging::set_node_id(config.node_id);
     let result = async {
         let disk = lockmgr_server::open_disk(&config.data_dir)?;
         let node = lockmgr_server::start(config, disk).await?;

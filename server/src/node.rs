@@ -202,8 +202,15 @@ pub async fn serve(
         .add_service(
             ClusterServiceServer::new(ClusterApi::new(ctx.clone()))
                 .max_decoding_message_size(limit),
-        )
-        .serve_with_shutdown(client_address, until_stopped(stopped.clone()));
+        );
+    #[cfg(not(madsim))]
+    let clients = {
+        let incoming = crate::connections::incoming(client_address, ctx.metrics.clone())
+            .map_err(|e| NodeError::Serve { address: client_address, message: e.to_string() })?;
+        clients.serve_with_incoming_shutdown(incoming, until_stopped(stopped.clone()))
+    };
+    #[cfg(madsim)]
+    let clients = clients.serve_with_shutdown(client_address, until_stopped(stopped.clone()));
     let peer_service = PeerService::new(ctx.raft.clone(), config.raft.snapshot_bytes_max);
     let peers = tonic::transport::Server::builder()
         .add_service(RaftServiceServer::new(peer_service).max_decoding_message_size(usize::MAX))

@@ -13,7 +13,7 @@ use lockmgr_proto::v1::{
     lock_service_client::LockServiceClient, lock_service_server::LockService,
 };
 use tonic::{Code, Request, Response, Status};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::{
     holder_to_wire, mode_from_wire, mode_to_wire, parse_path, read_barrier, wants_linearizable,
@@ -62,12 +62,10 @@ impl LockApi {
 
     fn granted(
         &self,
-        request: &LockRequest,
         token: u64,
         mode: lockmgr_core::LockMode,
         revision: Revision,
     ) -> Response<LockResponse> {
-        info!(lock_path = %request.path, holder_id = %request.holder_id, lease_id = request.lease_id.0, fencing_token = token, "Lock acquired");
         Response::new(LockResponse {
             header: self.ctx.header(revision),
             acquired: true,
@@ -119,9 +117,7 @@ impl LockApi {
         };
         let revision = self.ctx.store.lock().machine.revision();
         match outcome {
-            WaitOutcome::Granted { token, mode } => {
-                Ok(self.granted(request, token, mode, revision))
-            }
+            WaitOutcome::Granted { token, mode } => Ok(self.granted(token, mode, revision)),
             WaitOutcome::Ended(reason) => Err(wait_ended(request, reason)),
         }
     }
@@ -269,7 +265,7 @@ impl LockApi {
         };
         match result.reply {
             Some(Reply::Lock(LockOutcome::Granted { token, mode })) => {
-                (Ok(self.granted(command, token, mode, result.revision)), false)
+                (Ok(self.granted(token, mode, result.revision)), false)
             }
             Some(Reply::Lock(LockOutcome::Busy { holders, lock_delay })) => {
                 let busy = LockResponse {
@@ -308,7 +304,6 @@ impl LockApi {
         let result = propose(&self.ctx, command).await?;
         match result.reply {
             Some(Reply::Unlocked { .. }) => {
-                info!(lock_path = %path, lease_id = unlock.lease_id, fencing_token = unlock.fencing_token, "Lock released");
                 Ok(Response::new(UnlockResponse { header: self.ctx.header(result.revision) }))
             }
             Some(Reply::Rejected(rejection)) => Err(status::rejection(&rejection)),

@@ -1,0 +1,120 @@
+//! A live cluster's `/metrics`, diffed against the specification's metric table: every
+//! name with its type and label names. `/healthz` and `/readyz` answer.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use lockmgr_tests::Cluster;
+
+/// `GET path` on `address`: (status code, body).
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("the metrics endpoint");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The specification's table: name, type, label names.
+const SPECIFIED: [(&str, &str, &[&str]); 33] = [
+    ("lock_acquire_total", "counter", &["status", "lock_path"]),
+    ("lock_acquire_duration_seconds", "histogram", &["status", "lock_path"]),
+    ("lock_release_total", "counter", &["lock_path"]),
+    ("lock_held_duration_seconds", "histogram", &["lock_path"]),
+    ("lock_waiters_current", "gauge", &["lock_path"]),
+    ("lock_contention_ratio", "gauge", &["lock_path"]),
+    ("locks_active_total", "gauge", &[]),
+    ("lease_grant_total", "counter", &[]),
+    ("lease_revoke_total", "counter", &["reason"]),
+    ("lease_expire_total", "counter", &[]),
+    ("lease_renew_total", "counter", &["status"]),
+    ("lease_ttl_seconds", "histogram", &[]),
+    ("leases_active_total", "gauge", &[]),
+    ("raft_is_leader", "gauge", &[]),
+    ("raft_term", "gauge", &[]),
+    ("raft_committed_index", "gauge", &[]),
+    ("raft_applied_index", "gauge", &[]),
+    ("raft_leader_changes_total", "counter", &[]),
+    ("raft_proposals_total", "counter", &["status"]),
+    ("raft_proposal_duration_seconds", "histogram", &["status"]),
+    ("raft_replication_lag_entries", "gauge", &["follower_id"]),
+    ("client_connections_current", "gauge", &[]),
+    ("client_requests_total", "counter", &["method", "status"]),
+    ("client_request_duration_seconds", "histogram", &["method"]),
+    ("watch_streams_current", "gauge", &[]),
+    ("watch_events_sent_total", "counter", &[]),
+    ("process_cpu_seconds_total", "counter", &[]),
+    ("process_resident_memory_bytes", "gauge", &[]),
+    ("tokio_tasks_alive", "gauge", &[]),
+    ("disk_write_bytes_total", "counter", &[]),
+    ("disk_read_bytes_total", "counter", &[]),
+    ("network_bytes_sent_total", "counter", &["peer_id"]),
+    ("network_bytes_received_total", "counter", &["peer_id"]),
+];
+
+/// The label names of the first sample of `name` (histograms: of its `_count`).
+fn label_names(text: &str, name: &str, kind: &str) -> Option<Vec<String>> {
+    let sample = if kind == "histogram" { format!("{name}_count") } else { name.to_owned() };
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{sample}{{")) || l.starts_with(&format!("{sample} ")))?;
+    let Some(labels) =
+        line.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map(|(l, _)| l)
+    else {
+        return Some(Vec::new());
+    };
+    Some(labels.split(',').map(|pair| pair.split('=').next().unwrap().to_owned()).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_specified_metric_is_served_with_its_type_and_labels() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let client = cluster.client();
+    let mut watch = client.watch("/", true, 0).await.unwrap();
+    let session = client.session(Duration::from_secs(5)).await.unwrap();
+    let other = client.session(Duration::from_secs(5)).await.unwrap();
+    let held = session.lock("/db/users/schema-migration", Duration::from_secs(5)).await.unwrap();
+    let waiter = tokio::spawn(async move {
+        other.lock("/db/users/schema-migration", Duration::from_secs(10)).await.map(|g| (g, other))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.unlock().await.unwrap();
+    let (granted, other) = waiter.await.unwrap().unwrap();
+    granted.unlock().await.unwrap();
+    other.close().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(2), futures_util::StreamExt::next(&mut watch))
+        .await;
+
+    let leader_metrics = &cluster.members[cluster.index_of(leader)].metrics_address;
+    let (status, text) = get(leader_metrics, "/metrics");
+    assert_eq!(status, 200);
+    for (name, kind, labels) in SPECIFIED {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} is not a {kind}:\n{text}"
+        );
+        let mut found =
+            label_names(&text, name, kind).unwrap_or_else(|| panic!("{name} has no sample"));
+        found.retain(|label| label != "le");
+        let mut expected: Vec<String> = labels.iter().map(ToString::to_string).collect();
+        found.sort();
+        expected.sort();
+        assert_eq!(found, expected, "labels of {name}");
+    }
+    assert!(text.contains("raft_is_leader 1"));
+    assert!(
+        text.contains("lock_acquire_total{lock_path=\"/db/users\",status=\"success\"} 2"),
+        "{text}"
+    );
+    for member in &cluster.members {
+        assert_eq!(get(&member.metrics_address, "/healthz").0, 200);
+        assert_eq!(get(&member.metrics_address, "/readyz").0, 200);
+    }
+    session.close().await.unwrap();
+}
