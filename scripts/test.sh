@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "tools the tests need: promtool (Debian's prometheus package)"
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q prometheus >/dev/null; else sudo apt-get install -y -q prometheus >/dev/null; fi
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -14,6 +19,10 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "core stays sans-IO"
 scripts/check-core-deps.sh
+
+step "alert rules: promtool check and unit tests"
+promtool check rules ops/prometheus/alerts.yml
+promtool test rules ops/prometheus/alerts_test.yml
 
 step "build the lockmgr binary (the black-box tests run it)"
 cargo build --locked -p lockmgr-server --bin lockmgr
