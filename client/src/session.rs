@@ -248,7 +248,10 @@ impl KeepAlive {
         )> = None;
         loop {
             if Instant::now() >= self.safe_until {
-                warn!(lease_id = self.lease_id, "Lease renew failed: session lost");
+                warn!(
+                    lease_id = self.lease_id,
+                    "Session lost: the lease could not be renewed in time"
+                );
                 let _ = lost.send(true);
                 return;
             }
@@ -260,7 +263,7 @@ impl KeepAlive {
                     return;
                 }
                 Err(error) => {
-                    debug!(lease_id = self.lease_id, %error, "keepalive failed; retrying");
+                    tracing::error!(lease_id = self.lease_id, %error, "Lease renew failed");
                     stream = None;
                 }
             }

@@ -128,6 +128,7 @@ impl LeaseApi {
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
         let ttl_ms = request.get_ref().ttl_ms;
+        let client = request.remote_addr().map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         if ttl_ms < 0 {
             return Err(status::invalid(
                 ErrorReason::InvalidTtl,
@@ -138,7 +139,7 @@ impl LeaseApi {
         let result = propose(&self.ctx, Command::GrantLease { ttl_ms: ttl_ms as u64 }).await?;
         match result.reply {
             Some(Reply::LeaseGranted { lease_id, ttl_ms }) => {
-                info!(lease_id = lease_id.0, ttl_ms, "Lease granted");
+                info!(lease_id = lease_id.0, ttl_ms, %client, "Lease granted");
                 Ok(Response::new(LeaseGrantResponse {
                     header: self.ctx.header(result.revision),
                     lease_id: lease_id.0,
