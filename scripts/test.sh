@@ -31,8 +31,8 @@ step "tests"
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo nextest run --locked --workspace --no-fail-fast
 
-step "the simulator build (--cfg madsim, own target dir)"
-RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo build --locked -p lockmgr-proto
+step "the server builds for the simulator (--cfg madsim, own target dir)"
+RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo build --locked -p lockmgr-server --lib
 
 echo
 echo "all checks passed"

@@ -299,7 +299,11 @@ impl KeepAlive {
             .send(LeaseKeepAliveRequest { lease_id: self.lease_id })
             .await
             .map_err(|e| e.to_string())?;
-        let answer = tokio::time::timeout_at(self.safe_until, responses.next()).await;
+        let answer = tokio::time::timeout(
+            self.safe_until.saturating_duration_since(tokio::time::Instant::now()),
+            responses.next(),
+        )
+        .await;
         match answer {
             Ok(Some(Ok(response))) if response.ttl_ms > 0 => {
                 let ttl = Duration::from_millis(response.ttl_ms as u64);

@@ -105,7 +105,13 @@ impl Ctx {
             if !matches!(route, Route::NoLeader) {
                 return route;
             }
-            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
+            if tokio::time::timeout(
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                metrics.changed(),
+            )
+            .await
+            .is_err()
+            {
                 return Route::NoLeader;
             }
         }

@@ -258,8 +258,10 @@ fn spawn_http(
     #[cfg(not(madsim))]
     let task =
         address.map(|address| (address, tokio::spawn(crate::http::serve(ctx.clone(), address))));
+    // The simulator has no HTTP endpoint (axum runs on the real network only).
     #[cfg(madsim)]
-    let task: Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> = None;
+    let task: Option<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> =
+        address.and(None);
     Ok(async move {
         match task {
             Some((address, task)) => {

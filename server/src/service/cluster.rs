@@ -192,7 +192,13 @@ impl ClusterApi {
             let deadline = tokio::time::Instant::now()
                 + Duration::from_millis(self.ctx.config.server.propose_timeout_ms);
             while metrics.borrow_watched().current_leader != Some(target) {
-                if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
+                if tokio::time::timeout(
+                    deadline.saturating_duration_since(tokio::time::Instant::now()),
+                    metrics.changed(),
+                )
+                .await
+                .is_err()
+                {
                     return Err(status::error(
                         Code::Unavailable,
                         ErrorReason::NoLeader,
