@@ -215,8 +215,8 @@ pub async fn serve(
     let peers = tonic::transport::Server::builder()
         .add_service(RaftServiceServer::new(peer_service).max_decoding_message_size(usize::MAX))
         .serve_with_shutdown(peer_address, until_stopped(stopped.clone()));
-    let clients = tokio::spawn(clients);
-    let peers = tokio::spawn(peers);
+    let mut clients = tokio::spawn(clients);
+    let mut peers = tokio::spawn(peers);
     let http = spawn_http(&ctx)?;
     info!(node = ctx.node_id, %client_address, %peer_address, data_dir = %config.data_dir.display(), "lockmgr serving");
     let mut metrics = ctx.raft.metrics();
@@ -233,12 +233,22 @@ pub async fn serve(
     let outcome = tokio::select! {
         () = shutdown => Ok(()),
         message = fatal => Err(NodeError::Fatal(message)),
-        result = clients => Err(served(client_address, result)),
-        result = peers => Err(served(peer_address, result)),
+        result = &mut clients => Err(served(client_address, result)),
+        result = &mut peers => Err(served(peer_address, result)),
         Some((address, result)) = http => Err(NodeError::Serve { address, message: result }),
     };
     info!(node = ctx.node_id, "lockmgr shutting down");
     let _ = ctx.shutdown.send(true);
+    // A clean stop lets requests in flight finish (briefly); a failed one serves nothing more.
+    if outcome.is_ok() {
+        let drained = async {
+            let _ = (&mut clients).await;
+            let _ = (&mut peers).await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+    }
+    clients.abort();
+    peers.abort();
     if let Err(e) = ctx.raft.shutdown().await {
         error!(error = %e, "raft did not shut down cleanly");
     }

@@ -118,8 +118,15 @@ async fn prometheus_loads_every_alert_and_answers_every_panel_query() {
         .expect("prometheus (Debian's package; scripts/test.sh installs it)");
     let _prometheus = KillOnDrop(prometheus);
 
+    // Prometheus is up and scraping every member before the workload starts.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while query(&address, "count(up{job=\"lock-manager\"} == 1)")["data"]["result"][0]["value"][1]
+        != "3"
+    {
+        assert!(Instant::now() < deadline, "prometheus never scraped the three members");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     workload(&cluster).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Every alert rule loaded and evaluated cleanly.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -139,14 +146,17 @@ async fn prometheus_loads_every_alert_and_answers_every_panel_query() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    // Every dashboard query parses and has data.
+    // Every dashboard query parses and has data (rates need a few scrapes: wait for them).
+    let deadline = Instant::now() + Duration::from_secs(60);
     for (panel, expr) in panel_queries() {
-        let answer = query(&address, &expr);
-        assert_eq!(answer["status"], "success", "{panel}: {expr} -> {answer}");
-        let result = &answer["data"]["result"];
-        assert!(
-            result.as_array().is_some_and(|r| !r.is_empty()),
-            "{panel}: {expr} returned no data"
-        );
+        loop {
+            let answer = query(&address, &expr);
+            assert_eq!(answer["status"], "success", "{panel}: {expr} -> {answer}");
+            if answer["data"]["result"].as_array().is_some_and(|r| !r.is_empty()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{panel}: {expr} returned no data");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
