@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use tonic::{
     Request, Status,
-    metadata::MetadataValue,
+    metadata::{MetadataMap, MetadataValue},
     transport::{Channel, Endpoint},
 };
 
@@ -48,7 +48,12 @@ pub fn is_forwarded<T>(request: &Request<T>) -> bool {
 /// A copy of `request` for the leader.
 pub fn forwarded<T>(request: Request<T>) -> Request<T> {
     let metadata = request.metadata().clone();
-    let mut onward = Request::new(request.into_inner());
+    forwarded_with(&metadata, request.into_inner())
+}
+
+/// A request for the leader carrying `message`, with what `metadata` must pass on.
+pub fn forwarded_with<T>(metadata: &MetadataMap, message: T) -> Request<T> {
+    let mut onward = Request::new(message);
     for key in CARRIED {
         if let Some(value) = metadata.get(key) {
             onward.metadata_mut().insert(key, value.clone());

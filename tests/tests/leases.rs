@@ -80,3 +80,34 @@ async fn a_session_learns_it_is_lost_before_its_lease_could_be_given_away() {
     assert!(noticed < Duration::from_secs(3), "noticed only after {noticed:?}, past the 3 s TTL");
     assert!(matches!(session.try_lock("/other").await, Err(Error::SessionLost(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_relays_keepalives_to_the_leader() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let follower = (cluster.index_of(leader) + 1) % 3;
+    // This client knows only the follower: every call, the keepalive stream too, goes
+    // through it.
+    let client = cluster.client_of(follower);
+    let session = client.session(Duration::from_secs(2)).await.unwrap();
+    let guard = session.lock("/relayed", Duration::from_secs(5)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!session.is_lost(), "the lease was not kept alive through the follower");
+    assert!(client.validate_fence("/relayed", guard.fencing_token()).await.unwrap().valid);
+    guard.unlock().await.unwrap();
+    // The follower served the stream (relaying it), rather than sending the client away.
+    let metrics = http_get(&cluster.members[follower].metrics_address, "/metrics");
+    assert!(
+        metrics.contains("client_requests_total{method=\"KeepAlive\",status=\"OK\"}"),
+        "{metrics}"
+    );
+}
+
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

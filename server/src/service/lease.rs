@@ -20,7 +20,7 @@ use super::read_barrier;
 use crate::{
     context::{Route, SharedCtx},
     driver::ClearRequest,
-    forward::lead_or_forward,
+    forward::{self, lead_or_forward},
     proposer::propose,
     status,
 };
@@ -33,6 +33,29 @@ pub struct LeaseApi {
 impl LeaseApi {
     pub fn new(ctx: SharedCtx) -> LeaseApi {
         LeaseApi { ctx }
+    }
+
+    /// A follower relays a keepalive stream to the leader and the answers back. When
+    /// the leader changes the relayed stream ends, and the client opens another.
+    async fn proxy_keepalives(
+        &self,
+        leader_address: &str,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<KeepAliveStream>, Status> {
+        let channel = self.ctx.forwarder.channel(leader_address)?;
+        let metadata = request.metadata().clone();
+        let mut inbound = request.into_inner();
+        let (pings, relayed) = mpsc::channel(64);
+        tokio::spawn(async move {
+            while let Some(Ok(ping)) = inbound.next().await {
+                if pings.send(ping).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let onward = forward::forwarded_with(&metadata, ReceiverStream::new(relayed));
+        let answers = LeaseServiceClient::new(channel).keep_alive(onward).await?.into_inner();
+        Ok(Response::new(Box::pin(answers)))
     }
 }
 
@@ -157,6 +180,9 @@ impl LeaseApi {
     ) -> Result<Response<KeepAliveStream>, Status> {
         match self.ctx.route_waiting().await {
             Route::Here => {}
+            Route::Leader { node, .. } if !forward::is_forwarded(&request) => {
+                return self.proxy_keepalives(&node.client_address, request).await;
+            }
             Route::Leader { id, node } => return Err(status::not_leader(Some((id, &node)))),
             Route::NoLeader => return Err(status::not_leader(None)),
         }
