@@ -12,7 +12,9 @@ use std::{
 
 use lockmgr_client::{Client, ClientConfig};
 
-/// The `lockmgr` binary of this workspace, built once if it is not there yet.
+/// The `lockmgr` binary of this workspace, built once if it is not there yet. It is not
+/// rebuilt when stale: `scripts/test.sh` builds it before the tests (so should you, with
+/// `cargo build -p lockmgr-server`, after changing the server).
 pub fn binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
