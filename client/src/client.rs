@@ -215,7 +215,7 @@ impl Client {
     /// One `Lock` call, retried as is (same request id) until answered.
     pub async fn lock(&self, request: v1::LockRequest) -> Result<v1::LockResponse, Error> {
         self.retrying(|c| {
-            let mut request = tonic::Request::new(request.clone());
+            let mut request = traced(tonic::Request::new(request.clone()));
             if request.get_ref().wait_timeout_ms > 0 {
                 // The server answers by the wait time-out (plus a grace); past a day
                 // the deadline only guards against a silent connection.
@@ -360,6 +360,24 @@ impl Client {
             }
         }
     }
+}
+
+/// `request` with the current span's W3C trace context (`traceparent`), if any.
+fn traced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
+    struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+    impl opentelemetry::propagation::Injector for Metadata<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            let key = tonic::metadata::MetadataKey::from_bytes(key.as_bytes());
+            if let (Ok(key), Ok(value)) = (key, value.parse()) {
+                self.0.insert(key, value);
+            }
+        }
+    }
+    let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut Metadata(request.metadata_mut()));
+    });
+    request
 }
 
 /// Worth asking again (maybe elsewhere): the member is down, not the leader, or busy.

@@ -19,7 +19,7 @@ use tokio::{
     time::Instant,
 };
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::{client::Client, error::Error};
 
@@ -142,10 +142,30 @@ impl Session {
             holder_id: self.inner.client.config().holder_id.clone(),
             request_id: self.request_id(),
         };
-        let response = self.inner.client.lock(request).await?;
+        let span = tracing::info_span!(
+            "lock.acquire",
+            otel.kind = "client",
+            lock.path = path,
+            lock.operation = "acquire",
+            lock.fencing_token = tracing::field::Empty,
+            lock.wait_time_ms = tracing::field::Empty,
+            rpc.service = "LockService",
+            rpc.method = "Lock",
+        );
+        let response = self.inner.client.lock(request).instrument(span.clone()).await?;
+        span.record("lock.wait_time_ms", response.wait_time_ms);
+        span.in_scope(|| {
+            if response.wait_time_ms > 0 {
+                tracing::info!(wait_time_ms = response.wait_time_ms, "lock.queued");
+            }
+            if response.acquired {
+                tracing::info!(fencing_token = response.fencing_token, "lock.acquired");
+            }
+        });
         if !response.acquired {
             return Ok(None);
         }
+        span.record("lock.fencing_token", response.fencing_token);
         Ok(Some(LockGuard {
             session: self.clone(),
             path: path.into(),

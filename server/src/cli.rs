@@ -86,6 +86,9 @@ pub struct ServerArgs {
     /// Where /metrics, /healthz and /readyz are served ("" turns them off).
     #[arg(long, env = "LOCKMGR_METRICS_ADDRESS")]
     pub metrics_address: Option<String>,
+    /// Export traces to this OTLP/gRPC collector (e.g. http://127.0.0.1:4317).
+    #[arg(long, env = "LOCKMGR_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Lock-delay after an expiry, e.g. `5s` (overrides limits.lock_delay_ms).
     #[arg(long, env = "LOCKMGR_LOCK_DELAY", value_parser = humantime::parse_duration)]
     pub lock_delay: Option<Duration>,
@@ -138,6 +141,9 @@ impl ServerArgs {
             config.initial_cluster.clone_from(&self.initial_cluster);
         }
         config.join |= self.join;
+        if let Some(endpoint) = &self.otlp_endpoint {
+            config.tracing.otlp_endpoint.clone_from(endpoint);
+        }
         if let Some(address) = &self.metrics_address {
             config.metrics.address.clone_from(address);
         }

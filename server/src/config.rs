@@ -31,6 +31,21 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub server: ServiceSettings,
     pub metrics: MetricsSettings,
+    pub tracing: TracingSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingSettings {
+    /// An OTLP/gRPC collector (`http://127.0.0.1:4317`); empty: no traces.
+    pub otlp_endpoint: String,
+    pub service_name: String,
+}
+
+impl Default for TracingSettings {
+    fn default() -> Self {
+        TracingSettings { otlp_endpoint: String::new(), service_name: "lockmgr".into() }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +119,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             server: ServiceSettings::default(),
             metrics: MetricsSettings::default(),
+            tracing: TracingSettings::default(),
         }
     }
 }

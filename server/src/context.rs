@@ -48,12 +48,33 @@ pub enum Route {
 }
 
 impl Ctx {
-    /// Times a client request and counts it by method and status code.
+    /// Times a client request, counts it by method and status code, and traces it as a
+    /// child of the caller's span (`parent`, from its `traceparent`).
     pub async fn observe<T>(
         &self,
         method: &str,
+        parent: opentelemetry::Context,
         request: impl std::future::Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, tonic::Status> {
+        let (span_name, service) = match method {
+            "Lock" | "Unlock" | "GetLock" | "ListLocks" | "ValidateFence" => {
+                ("handle-lock-request", "LockService")
+            }
+            "Grant" | "KeepAlive" | "Revoke" | "TimeToLive" | "List" => {
+                ("handle-lease-request", "LeaseService")
+            }
+            "Watch" => ("handle-watch-request", "WatchService"),
+            _ => ("handle-cluster-request", "ClusterService"),
+        };
+        let span = tracing::info_span!(
+            "request",
+            otel.name = span_name,
+            otel.kind = "server",
+            rpc.service = service,
+            rpc.method = method
+        );
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+        let request = tracing::Instrument::instrument(request, span);
         let started = tokio::time::Instant::now();
         let result = request.await;
         let status = match &result {
@@ -132,3 +153,25 @@ impl Ctx {
 }
 
 pub type SharedCtx = Arc<Ctx>;
+
+/// The caller's trace context, from the W3C `traceparent` metadata of `request`.
+pub fn trace_parent<T>(request: &tonic::Request<T>) -> opentelemetry::Context {
+    struct Metadata<'a>(&'a tonic::metadata::MetadataMap);
+    impl opentelemetry::propagation::Extractor for Metadata<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|value| value.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0
+                .keys()
+                .filter_map(|key| match key {
+                    tonic::metadata::KeyRef::Ascii(key) => Some(key.as_str()),
+                    tonic::metadata::KeyRef::Binary(_) => None,
+                })
+                .collect()
+        }
+    }
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&Metadata(request.metadata()))
+    })
+}

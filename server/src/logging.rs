@@ -14,12 +14,18 @@ use std::{
     time::SystemTime,
 };
 
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use serde_json::{Map, Value, json};
 use tracing::{Event, Subscriber, field::Field};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
-    EnvFilter,
+    EnvFilter, Layer,
     fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    layer::SubscriberExt,
     registry::LookupSpan,
+    util::SubscriberInitExt,
 };
 
 /// What every JSON line's `context` says about the node.
@@ -127,6 +133,11 @@ where
     ) -> fmt::Result {
         let mut fields = Fields { message: String::new(), fields: Map::new() };
         event.record(&mut fields);
+        let span = tracing::Span::current().context().span().span_context().clone();
+        if span.is_valid() {
+            fields.fields.insert("trace_id".into(), Value::String(span.trace_id().to_string()));
+            fields.fields.insert("span_id".into(), Value::String(span.span_id().to_string()));
+        }
         let metadata = event.metadata();
         let node = context();
         let line = json!({
@@ -145,13 +156,30 @@ where
     }
 }
 
-/// Installs the process-wide subscriber.
-pub fn init(filter: EnvFilter, json: bool) {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let installed =
-        if json { builder.event_format(SpecJson).try_init() } else { builder.try_init() };
+/// A tracer provider exporting spans over OTLP/gRPC to `endpoint`. Needs a runtime.
+pub fn otlp_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| format!("cannot export traces to {endpoint}: {e}"))?;
+    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
+
+/// Installs the process-wide subscriber: logs in `json` or text, and spans to `traces`
+/// when given. W3C `traceparent` is the propagation format.
+pub fn init(filter: EnvFilter, json: bool, traces: Option<&SdkTracerProvider>) {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let logs = if json {
+        tracing_subscriber::fmt::layer().event_format(SpecJson).with_writer(std::io::stderr).boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+    };
+    let spans = traces
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("lockmgr")));
     // A second initialisation (tests) keeps the first subscriber.
-    let _ = installed;
+    let _ = tracing_subscriber::registry().with(filter).with(logs).with(spans).try_init();
 }
 
 #[cfg(test)]

@@ -54,8 +54,6 @@ async fn client(
 }
 
 async fn server(args: &ServerArgs) -> ExitCode {
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    lockmgr_server::logging::init(filter, args.log_format == LogFormat::Json);
     let config = match args.config() {
         Ok(config) => config,
         Err(error) => {
@@ -63,6 +61,20 @@ async fn server(args: &ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let traces = match config.tracing.otlp_endpoint.as_str() {
+        "" => None,
+        endpoint => {
+            match lockmgr_server::logging::otlp_provider(endpoint, &config.tracing.service_name) {
+                Ok(provider) => Some(provider),
+                Err(error) => {
+                    eprintln!("lockmgr: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    lockmgr_server::logging::init(filter, args.log_format == LogFormat::Json, traces.as_ref());
     lockmgr_server::logging::set_node_id(config.node_id);
     let result = async {
         let disk = lockmgr_server::open_disk(&config.data_dir)?;
@@ -70,6 +82,9 @@ async fn server(args: &ServerArgs) -> ExitCode {
         lockmgr_server::serve(node, shutdown_signal()).await
     }
     .await;
+    if let Some(provider) = traces {
+        let _ = provider.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use lockmgr_core::Command;
 use lockmgr_io::ApplyResult;
+use lockmgr_io::TypeConfig;
 use lockmgr_proto::v1::ErrorReason;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::{error::ClientWriteError, impls::ProgressResponder, raft::ClientWriteResult};
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 use crate::{context::Ctx, status};
 
@@ -38,13 +40,32 @@ pub async fn propose(ctx: &Ctx, command: Command) -> Result<ApplyResult, Status>
 /// Proposals slower than this are logged.
 const SLOW_PROPOSAL: Duration = Duration::from_millis(500);
 
+/// One write, traced in its three stages: handing it to Raft (`raft-propose`), until a
+/// quorum has it (`raft-replicate`), until it is applied (`apply-state-machine`).
+async fn traced_write(
+    ctx: &Ctx,
+    command: Command,
+) -> Result<ClientWriteResult<TypeConfig>, Status> {
+    let (responder, committed, applied) =
+        ProgressResponder::<TypeConfig, ClientWriteResult<TypeConfig>>::new();
+    let submitted = ctx.raft.client_write_ff(command, Some(responder));
+    if submitted.instrument(tracing::info_span!("raft-propose")).await.is_err() {
+        return Err(status::shutting_down());
+    }
+    // No commit notice comes for a refused write; the outcome then says why.
+    let _ = committed.instrument(tracing::info_span!("raft-replicate")).await;
+    applied
+        .instrument(tracing::info_span!("apply-state-machine"))
+        .await
+        .map_err(|_| status::shutting_down())
+}
+
 async fn propose_once(ctx: &Ctx, command: Command) -> Result<ApplyResult, Status> {
     let deadline = tokio::time::Instant::now() + ctx.config.propose_timeout();
     loop {
-        let error = match ctx.raft.client_write(command.clone()).await {
+        let error = match traced_write(ctx, command.clone()).await? {
             Ok(response) => return Ok(response.data),
-            Err(RaftError::Fatal(_)) => return Err(status::shutting_down()),
-            Err(RaftError::APIError(error)) => error,
+            Err(error) => error,
         };
         match error {
             ClientWriteError::ForwardToLeader(forward) => {

@@ -220,35 +220,61 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        self.ctx.observe("Status", async { Ok(self.status_rpc(request)) }).await
+        self.ctx
+            .observe("Status", crate::context::trace_parent(&request), async {
+                Ok(self.status_rpc(request))
+            })
+            .await
     }
 
     async fn list_members(
         &self,
         request: Request<ListMembersRequest>,
     ) -> Result<Response<ListMembersResponse>, Status> {
-        self.ctx.observe("ListMembers", async { Ok(self.list_members_rpc(request)) }).await
+        self.ctx
+            .observe("ListMembers", crate::context::trace_parent(&request), async {
+                Ok(self.list_members_rpc(request))
+            })
+            .await
     }
 
     async fn add_member(
         &self,
         request: Request<AddMemberRequest>,
     ) -> Result<Response<AddMemberResponse>, Status> {
-        self.ctx.observe("AddMember", self.add_member_rpc(request)).await
+        self.ctx
+            .observe(
+                "AddMember",
+                crate::context::trace_parent(&request),
+                self.add_member_rpc(request),
+            )
+            .await
     }
 
     async fn remove_member(
         &self,
         request: Request<RemoveMemberRequest>,
     ) -> Result<Response<RemoveMemberResponse>, Status> {
-        self.ctx.observe("RemoveMember", self.remove_member_rpc(request)).await
+        self.ctx
+            .observe(
+                "RemoveMember",
+                crate::context::trace_parent(&request),
+                self.remove_member_rpc(request),
+            )
+            .await
     }
 
     async fn transfer_leader(
         &self,
         request: Request<TransferLeaderRequest>,
     ) -> Result<Response<TransferLeaderResponse>, Status> {
-        self.ctx.observe("TransferLeader", self.transfer_leader_rpc(request)).await
+        self.ctx
+            .observe(
+                "TransferLeader",
+                crate::context::trace_parent(&request),
+                self.transfer_leader_rpc(request),
+            )
+            .await
     }
 }
 

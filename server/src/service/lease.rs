@@ -276,34 +276,52 @@ impl LeaseService for LeaseApi {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        self.ctx.observe("Grant", self.grant_rpc(request)).await
+        self.ctx
+            .observe("Grant", crate::context::trace_parent(&request), self.grant_rpc(request))
+            .await
     }
 
     async fn keep_alive(
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::KeepAliveStream>, Status> {
-        self.ctx.observe("KeepAlive", self.keep_alive_rpc(request)).await
+        self.ctx
+            .observe(
+                "KeepAlive",
+                crate::context::trace_parent(&request),
+                self.keep_alive_rpc(request),
+            )
+            .await
     }
 
     async fn revoke(
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        self.ctx.observe("Revoke", self.revoke_rpc(request)).await
+        self.ctx
+            .observe("Revoke", crate::context::trace_parent(&request), self.revoke_rpc(request))
+            .await
     }
 
     async fn time_to_live(
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        self.ctx.observe("TimeToLive", self.time_to_live_rpc(request)).await
+        self.ctx
+            .observe(
+                "TimeToLive",
+                crate::context::trace_parent(&request),
+                self.time_to_live_rpc(request),
+            )
+            .await
     }
 
     async fn list(
         &self,
         request: Request<LeaseListRequest>,
     ) -> Result<Response<LeaseListResponse>, Status> {
-        self.ctx.observe("List", self.list_rpc(request)).await
+        self.ctx
+            .observe("List", crate::context::trace_parent(&request), self.list_rpc(request))
+            .await
     }
 }

@@ -73,6 +73,7 @@ impl LockApi {
             mode: mode_to_wire(mode),
             holders: Vec::new(),
             lock_delay: false,
+            wait_time_ms: 0,
         })
     }
 
@@ -247,9 +248,12 @@ impl LockApi {
         let command = self.command(request.get_ref())?;
         let _request = lead_or_forward!(self.ctx, request, LockServiceClient, lock);
         let started = tokio::time::Instant::now();
-        let (result, contended) = self.acquire(&command).await;
+        let (mut result, contended) = self.acquire(&command).await;
         let status = acquire_status(&result);
         let seconds = started.elapsed().as_secs_f64();
+        if let (Ok(response), true) = (&mut result, contended) {
+            response.get_mut().wait_time_ms = started.elapsed().as_millis() as u64;
+        }
         self.ctx.metrics.acquired(command.path.as_str(), status, seconds, contended);
         result
     }
@@ -275,6 +279,7 @@ impl LockApi {
                     mode: mode_to_wire(command.mode),
                     holders: holders.iter().map(|h| holder_to_wire(h, 0)).collect(),
                     lock_delay,
+                    wait_time_ms: 0,
                 };
                 (Ok(Response::new(busy)), true)
             }
@@ -397,34 +402,52 @@ impl LockService for LockApi {
         &self,
         request: Request<v1::LockRequest>,
     ) -> Result<Response<LockResponse>, Status> {
-        self.ctx.observe("Lock", self.lock_rpc(request)).await
+        self.ctx
+            .observe("Lock", crate::context::trace_parent(&request), self.lock_rpc(request))
+            .await
     }
 
     async fn unlock(
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        self.ctx.observe("Unlock", self.unlock_rpc(request)).await
+        self.ctx
+            .observe("Unlock", crate::context::trace_parent(&request), self.unlock_rpc(request))
+            .await
     }
 
     async fn get_lock(
         &self,
         request: Request<GetLockRequest>,
     ) -> Result<Response<GetLockResponse>, Status> {
-        self.ctx.observe("GetLock", self.get_lock_rpc(request)).await
+        self.ctx
+            .observe("GetLock", crate::context::trace_parent(&request), self.get_lock_rpc(request))
+            .await
     }
 
     async fn list_locks(
         &self,
         request: Request<ListLocksRequest>,
     ) -> Result<Response<ListLocksResponse>, Status> {
-        self.ctx.observe("ListLocks", self.list_locks_rpc(request)).await
+        self.ctx
+            .observe(
+                "ListLocks",
+                crate::context::trace_parent(&request),
+                self.list_locks_rpc(request),
+            )
+            .await
     }
 
     async fn validate_fence(
         &self,
         request: Request<ValidateFenceRequest>,
     ) -> Result<Response<ValidateFenceResponse>, Status> {
-        self.ctx.observe("ValidateFence", self.validate_fence_rpc(request)).await
+        self.ctx
+            .observe(
+                "ValidateFence",
+                crate::context::trace_parent(&request),
+                self.validate_fence_rpc(request),
+            )
+            .await
     }
 }

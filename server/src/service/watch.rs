@@ -154,6 +154,8 @@ impl WatchService for WatchApi {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        self.ctx.observe("Watch", self.watch_rpc(request)).await
+        self.ctx
+            .observe("Watch", crate::context::trace_parent(&request), self.watch_rpc(request))
+            .await
     }
 }
