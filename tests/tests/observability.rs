@@ -140,7 +140,9 @@ async fn every_specified_metric_is_served_with_its_type_and_labels() {
         assert_eq!(found, expected, "labels of {name}");
     }
     assert!(text.contains("raft_is_leader 1"));
-    promtool_accepts(&text);
+    for member in &cluster.members {
+        promtool_accepts(&get(&member.metrics_address, "/metrics").1);
+    }
     assert!(
         text.contains("lock_acquire_total{lock_path=\"/db/users\",status=\"success\"} 2"),
         "{text}"
