@@ -306,10 +306,12 @@ impl KeepAlive {
     ) -> Result<bool, String> {
         if stream.is_none() {
             let (pings, outgoing) = mpsc::channel(4);
-            let responses = self
-                .client
-                .open_keepalive(ReceiverStream::new(outgoing))
+            // Opening may wait for an election on the server: never past the lease.
+            let patience = self.safe_until.saturating_duration_since(Instant::now());
+            let opening = self.client.open_keepalive(ReceiverStream::new(outgoing));
+            let responses = tokio::time::timeout(patience, opening)
                 .await
+                .map_err(|_| "no keepalive stream in time".to_owned())?
                 .map_err(|s| s.to_string())?;
             *stream = Some((pings, responses));
         }
