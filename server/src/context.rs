@@ -88,6 +88,8 @@ impl Ctx {
         result
     }
 
+    /// Reads the Raft metrics: never call it while holding them (`borrow_watched`), or a
+    /// publisher waiting in between deadlocks both.
     pub fn header(&self, revision: u64) -> Option<ResponseHeader> {
         Some(ResponseHeader {
             cluster_id: self.config.cluster_id,

@@ -62,12 +62,15 @@ impl ClusterApi {
                 replica.machine.revision(),
             )
         };
+        // The header reads the Raft metrics too: take it before holding them, since a
+        // second read while openraft waits to publish new metrics would deadlock.
+        let header = self.ctx.header(revision);
         let metrics = self.ctx.raft.metrics();
         let metrics = metrics.borrow_watched();
         let is_learner =
             !metrics.membership_config.membership().voter_ids().any(|id| id == self.ctx.node_id);
         Response::new(StatusResponse {
-            header: self.ctx.header(revision),
+            header,
             leader_id: metrics.current_leader.unwrap_or(0),
             version: env!("CARGO_PKG_VERSION").into(),
             committed_index: metrics.local_committed.map_or(0, |id| id.index),
