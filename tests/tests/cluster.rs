@@ -1,6 +1,12 @@
 //! A 3-node cluster of real processes elects a leader and serves, through any member.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use futures_util::StreamExt;
 use lockmgr_client::proto as v1;
@@ -81,4 +87,41 @@ async fn a_waiter_gets_the_lock_when_the_holder_releases() {
     held.unlock().await.unwrap();
     let next = waiter.await.unwrap().unwrap();
     assert!(next > token);
+}
+
+/// Regression: `Status` once read the Raft metrics twice, nested; openraft publishing
+/// new metrics in between deadlocked the node. Status calls racing writes must all end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_calls_racing_writes_never_hang_a_node() {
+    let mut cluster = Cluster::start(1, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    for _ in 0..8 {
+        let (client, stop) = (cluster.client(), stop.clone());
+        pollers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                client.status().await.expect("status answers");
+            }
+        }));
+    }
+    let session = cluster.client().session(Duration::from_secs(5)).await.unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        let guard = tokio::time::timeout(
+            Duration::from_secs(10),
+            session.lock("/busy", Duration::from_secs(5)),
+        )
+        .await
+        .expect("a lock within 10 s: is the node hung?")
+        .unwrap();
+        guard.unlock().await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for poller in pollers {
+        tokio::time::timeout(Duration::from_secs(10), poller)
+            .await
+            .expect("status calls end")
+            .unwrap();
+    }
 }
