@@ -8,7 +8,16 @@ use lockmgr_tests::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_member_is_re_added_and_catches_up_by_snapshot() {
-    let mut cluster = Cluster::start(3, &["--snapshot-interval-entries", "20"]);
+    // Snapshot often and keep no log behind a snapshot: a member that lost everything can
+    // only catch up by receiving one.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("lockmgr.toml");
+    std::fs::write(
+        &config,
+        "[raft]\nsnapshot_interval_entries = 20\nlog_entries_kept_after_snapshot = 0\n",
+    )
+    .unwrap();
+    let mut cluster = Cluster::start(3, &["--config", config.to_str().unwrap()]);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let client = cluster.client();
     let session = client.session(Duration::from_secs(10)).await.unwrap();
