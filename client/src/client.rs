@@ -3,24 +3,20 @@
 //! `UNAVAILABLE` answer or moves on to the next member, within a time budget.
 
 use std::{
-    collections::HashMap,
     future::Future,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use lockmgr_proto::{
-    error_detail,
+    Channels, error_detail,
     v1::{
         self, cluster_service_client::ClusterServiceClient,
         lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
         watch_service_client::WatchServiceClient,
     },
 };
-use tonic::{
-    Code, Status, Streaming,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Code, Status, Streaming, transport::Channel};
 
 use crate::{error::Error, session::Session};
 
@@ -60,7 +56,7 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     config: ClientConfig,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Channels,
     /// Index into the endpoints, or an address learnt from a leader hint.
     preferred: Mutex<String>,
 }
@@ -78,8 +74,8 @@ impl Client {
             .ok_or_else(|| Error::Invalid("no endpoints given".into()))?;
         Ok(Client {
             inner: Arc::new(Inner {
+                channels: Channels::new(config.connect_timeout),
                 config,
-                channels: Mutex::default(),
                 preferred: Mutex::new(first),
             }),
         })
@@ -97,18 +93,7 @@ impl Client {
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Error> {
-        let mut channels =
-            self.inner.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(channel) = channels.get(address) {
-            return Ok(channel.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Error::Invalid(format!("bad endpoint {address:?}: {e}")))?
-            .connect_timeout(self.inner.config.connect_timeout)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
-        channels.insert(address.to_owned(), channel.clone());
-        Ok(channel)
+        self.inner.channels.get(address).map_err(Error::Invalid)
     }
 
     fn preferred(&self) -> String {

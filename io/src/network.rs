@@ -3,13 +3,9 @@
 //! shared by every client openraft creates for it; each call is bounded by openraft's
 //! time-to-live, and a refused connection makes openraft back off.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
+use lockmgr_proto::Channels;
 use lockmgr_proto::raft::{RaftPayload, SnapshotChunk, raft_service_client::RaftServiceClient};
 use openraft::{
     OptionalSend, RaftNetworkFactory,
@@ -21,7 +17,7 @@ use openraft::{
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::{
     log_store::{decode, encode},
@@ -37,36 +33,19 @@ pub type TrafficObserver = Arc<dyn Fn(NodeId, usize, usize) + Send + Sync>;
 /// Creates peer clients; channels are shared per address.
 #[derive(Clone)]
 pub struct Network {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
-    connect_timeout: Duration,
+    channels: Arc<Channels>,
     traffic: TrafficObserver,
 }
 
 impl std::fmt::Debug for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Network")
-            .field("connect_timeout", &self.connect_timeout)
-            .finish_non_exhaustive()
+        f.debug_struct("Network").field("channels", &self.channels).finish_non_exhaustive()
     }
 }
 
 impl Network {
     pub fn new(connect_timeout: Duration, traffic: TrafficObserver) -> Network {
-        Network { channels: Arc::default(), connect_timeout, traffic }
-    }
-
-    fn channel(&self, address: &str) -> Result<Channel, String> {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(channel) = channels.get(address) {
-            return Ok(channel.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("bad peer address {address:?}: {e}"))?
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
-        channels.insert(address.to_owned(), channel.clone());
-        Ok(channel)
+        Network { channels: Arc::new(Channels::new(connect_timeout)), traffic }
     }
 }
 
@@ -76,7 +55,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
         PeerClient {
             target,
-            channel: self.channel(&node.peer_address),
+            channel: self.channels.get(&node.peer_address),
             traffic: self.traffic.clone(),
         }
     }

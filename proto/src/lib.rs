@@ -21,6 +21,10 @@ pub mod raft {
     tonic::include_proto!("lockmgr.raft.v1");
 }
 
+mod channels;
+
+pub use channels::Channels;
+
 use prost::Message as _;
 
 /// The [`v1::ErrorDetail`] carried by a status from a lockmgr server, if any.

@@ -3,41 +3,31 @@
 //! channel per leader address. A request already forwarded, or one that finds no
 //! leader, gets `UNAVAILABLE` with the leader's address when known.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::time::Duration;
+
+use lockmgr_proto::Channels;
 
 use tonic::{
     Request, Status,
     metadata::{MetadataMap, MetadataValue},
-    transport::{Channel, Endpoint},
+    transport::Channel,
 };
 
 const FORWARDED: &str = "lockmgr-forwarded";
 /// Request metadata a forwarded request carries on: trace context and the deadline.
 const CARRIED: [&str; 3] = ["traceparent", "tracestate", "grpc-timeout"];
 
+/// Channels to leaders, by client address.
 #[derive(Debug)]
-pub struct Forwarder {
-    channels: Mutex<HashMap<String, Channel>>,
-    connect_timeout: Duration,
-}
+pub struct Forwarder(Channels);
 
 impl Forwarder {
     pub fn new(connect_timeout: Duration) -> Forwarder {
-        Forwarder { channels: Mutex::default(), connect_timeout }
+        Forwarder(Channels::new(connect_timeout))
     }
 
     pub fn channel(&self, address: &str) -> Result<Channel, Status> {
-        let mut channels = self.channels.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(channel) = channels.get(address) {
-            return Ok(channel.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| Status::internal(format!("bad leader address {address:?}: {e}")))?
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
-        channels.insert(address.to_owned(), channel.clone());
-        Ok(channel)
+        self.0.get(address).map_err(|e| Status::internal(format!("cannot reach the leader: {e}")))
     }
 }
 
