@@ -39,6 +39,34 @@ pub fn binary() -> PathBuf {
         .clone()
 }
 
+/// A child process killed (and reaped) when dropped, also when a test fails.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET path` over HTTP/1.0 on `address`: the status code and the body (0 and an empty
+/// body if nothing answered).
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return (0, String::new());
+    };
+    let mut response = String::new();
+    let sent = write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    if sent.is_err() || stream.read_to_string(&mut response).is_err() {
+        return (0, String::new());
+    }
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
 /// A free loopback port below the kernel's ephemeral range (32768 and up), so that no
 /// outgoing connection can take it between now and the server binding it. Each test
 /// process starts at its own offset.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use lockmgr_client::{Error, proto as v1};
-use lockmgr_tests::Cluster;
+use lockmgr_tests::{Cluster, http_get};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,18 +96,9 @@ async fn a_follower_relays_keepalives_to_the_leader() {
     assert!(client.validate_fence("/relayed", guard.fencing_token()).await.unwrap().valid);
     guard.unlock().await.unwrap();
     // The follower served the stream (relaying it), rather than sending the client away.
-    let metrics = http_get(&cluster.members[follower].metrics_address, "/metrics");
+    let (_, metrics) = http_get(&cluster.members[follower].metrics_address, "/metrics");
     assert!(
         metrics.contains("client_requests_total{method=\"KeepAlive\",status=\"OK\"}"),
         "{metrics}"
     );
-}
-
-fn http_get(address: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }

@@ -1,24 +1,9 @@
 //! A live cluster's `/metrics`, diffed against the specification's metric table: every
 //! name with its type and label names. `/healthz` and `/readyz` answer.
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    time::Duration,
-};
+use std::{io::Write, time::Duration};
 
-use lockmgr_tests::Cluster;
-
-/// `GET path` on `address`: (status code, body).
-fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("the metrics endpoint");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    (status, body)
-}
+use lockmgr_tests::{Cluster, http_get as get};
 
 /// The specification's table: name, type, label names.
 const SPECIFIED: [(&str, &str, &[&str]); 33] = [

@@ -3,24 +3,13 @@
 //! panel query parses and returns data.
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use lockmgr_tests::{Cluster, free_port};
+use lockmgr_tests::{Cluster, KillOnDrop, free_port, http_get};
 use serde_json::Value;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn ops(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops").join(path)
@@ -39,12 +28,7 @@ fn encode(text: &str) -> String {
 
 /// GET on Prometheus' HTTP API; the JSON body.
 fn api(address: &str, path: &str) -> Option<Value> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (_, body) = response.split_once("\r\n\r\n")?;
-    serde_json::from_str(body).ok()
+    serde_json::from_str(&http_get(address, path).1).ok()
 }
 
 fn query(address: &str, expr: &str) -> Value {

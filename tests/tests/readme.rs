@@ -7,16 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lockmgr_tests::binary;
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use lockmgr_tests::{KillOnDrop, binary};
 
 #[test]
 fn the_readme_single_node_command_works_as_written() {
