@@ -7,6 +7,7 @@ mod log_store;
 mod mem_disk;
 mod network;
 mod raft_service;
+mod runtime;
 mod state_machine;
 mod types;
 
@@ -15,6 +16,7 @@ pub use log_store::LogStore;
 pub use mem_disk::MemDisk;
 pub use network::{Network, PeerClient};
 pub use raft_service::PeerService;
+pub use runtime::Runtime;
 pub use state_machine::{ApplyObserver, NoObserver, Replica, StateMachineStore};
 pub use types::{
     ApplyResult, Entry, LogId, NodeId, NodeInfo, Snapshot, SnapshotMeta, StoredMembership,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt};
-use lockmgr_core::{Applied, Limits, StateMachine};
+use lockmgr_core::{Applied, Command, Limits, StateMachine};
 use openraft::{
     EntryPayload, OptionalSend,
     entry::RaftEntry,
@@ -28,8 +28,14 @@ const CURRENT: &[u8] = b"current";
 
 /// Told of every change to the replicated state, under the replica's lock.
 pub trait ApplyObserver: Send + 'static {
-    /// A command at `log_index` was applied.
-    fn applied(&mut self, machine: &StateMachine, log_index: u64, applied: &Applied);
+    /// `command`, at `log_index`, was applied.
+    fn applied(
+        &mut self,
+        machine: &StateMachine,
+        log_index: u64,
+        command: &Command,
+        applied: &Applied,
+    );
     /// The whole state was replaced by a snapshot.
     fn restored(&mut self, machine: &StateMachine);
 }
@@ -39,7 +45,7 @@ pub trait ApplyObserver: Send + 'static {
 pub struct NoObserver;
 
 impl ApplyObserver for NoObserver {
-    fn applied(&mut self, _: &StateMachine, _: u64, _: &Applied) {}
+    fn applied(&mut self, _: &StateMachine, _: u64, _: &Command, _: &Applied) {}
     fn restored(&mut self, _: &StateMachine) {}
 }
 
@@ -99,7 +105,7 @@ impl<O: ApplyObserver> StateMachineStore<O> {
             EntryPayload::Blank => None,
             EntryPayload::Normal(command) => {
                 let applied = replica.machine.apply(command);
-                replica.observer.applied(&replica.machine, log_id.index(), &applied);
+                replica.observer.applied(&replica.machine, log_id.index(), command, &applied);
                 Some(applied.reply)
             }
             EntryPayload::Membership(membership) => {

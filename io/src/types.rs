@@ -14,6 +14,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = NodeInfo,
         Term = u64,
+        AsyncRuntime = crate::runtime::Runtime,
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
         Vote = openraft::impls::Vote<Self::LeaderId>,
         Entry = openraft::Entry<

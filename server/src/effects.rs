@@ -5,8 +5,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use lockmgr_core::{
-    Applied, DequeueReason, Event, FencingToken, LeaseId, Lessor, LockMode, LockPath, Revision,
-    StateMachine, Timers, WatchEventKind,
+    Applied, Command, DequeueReason, Event, FencingToken, LeaseId, Lessor, LockMode, LockPath,
+    Revision, StateMachine, Timers, WatchEventKind,
 };
 use lockmgr_io::ApplyObserver;
 use tokio::sync::{Notify, oneshot};
@@ -49,7 +49,11 @@ pub struct Effects {
     /// Wakes the leader's driver when deadlines may have moved.
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    tap: Option<ApplyTap>,
 }
+
+/// Sees each applied command with its log index and outcome (the simulator's checkers).
+pub type ApplyTap = Arc<dyn Fn(u64, &Command, &Applied) + Send + Sync>;
 
 impl std::fmt::Debug for Effects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +71,14 @@ impl Effects {
         metrics: Arc<Metrics>,
     ) -> Effects {
         let waits = HashMap::new();
-        Effects { clock, lessor, timers, hub, waits, began_ms: HashMap::new(), wake, metrics }
+        let began_ms = HashMap::new();
+        Effects { clock, lessor, timers, hub, waits, began_ms, wake, metrics, tap: None }
+    }
+
+    /// Shows every applied command to `tap` (the simulator's checkers), in log order.
+    pub fn with_tap(mut self, tap: Option<ApplyTap>) -> Effects {
+        self.tap = tap;
+        self
     }
 
     /// Counts what the leader did (each event once in the cluster, not once per node).
@@ -201,7 +212,16 @@ fn settled(
 }
 
 impl ApplyObserver for Effects {
-    fn applied(&mut self, machine: &StateMachine, _log_index: u64, applied: &Applied) {
+    fn applied(
+        &mut self,
+        machine: &StateMachine,
+        log_index: u64,
+        command: &Command,
+        applied: &Applied,
+    ) {
+        if let Some(tap) = &self.tap {
+            tap(log_index, command, applied);
+        }
         crate::logging::note_revision(machine.revision());
         let now_ms = self.clock.now_ms();
         let leads = self.lessor.is_primary();

@@ -25,4 +25,4 @@ mod status;
 pub mod watch_hub;
 
 pub use config::ServerConfig;
-pub use node::{NodeError, open_disk, serve, start};
+pub use node::{NodeError, open_disk, serve, start, start_tapped};

@@ -22,7 +22,7 @@ use crate::{
     config::{ConfigError, ServerConfig},
     context::{Ctx, Raft, SharedCtx},
     driver,
-    effects::Effects,
+    effects::{ApplyTap, Effects},
     forward::Forwarder,
     metrics::Metrics,
     service::{ClusterApi, LeaseApi, LockApi, WatchApi},
@@ -71,6 +71,7 @@ fn effects(
     clock: Clock,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    tap: Option<ApplyTap>,
 ) -> Effects {
     let lessor = Lessor::new(LessorConfig {
         checkpoint_interval_ms: config.server.lease_checkpoint_interval_ms,
@@ -78,7 +79,7 @@ fn effects(
         ..LessorConfig::default()
     });
     let hub = WatchHub::new(config.server.watch_history_events, config.server.watch_buffer_events);
-    Effects::new(clock, lessor, Timers::default(), hub, wake, metrics)
+    Effects::new(clock, lessor, Timers::default(), hub, wake, metrics).with_tap(tap)
 }
 
 /// Opens the production disk under the data directory.
@@ -91,6 +92,15 @@ pub fn open_disk(data_dir: &Path) -> Result<Arc<dyn Disk>, NodeError> {
 
 /// Starts Raft on `disk` and bootstraps the cluster if this is its first start.
 pub async fn start(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<SharedCtx, NodeError> {
+    start_tapped(config, disk, None).await
+}
+
+/// [`start`], showing every applied command to `tap` (the simulator's checkers).
+pub async fn start_tapped(
+    config: ServerConfig,
+    disk: Arc<dyn Disk>,
+    tap: Option<ApplyTap>,
+) -> Result<SharedCtx, NodeError> {
     config.validate()?;
     let clock = Clock::new();
     let wake = Arc::new(Notify::new());
@@ -101,7 +111,7 @@ pub async fn start(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<SharedCt
     let store = StateMachineStore::open(
         disk.clone(),
         config.limits.clone(),
-        effects(&config, clock, wake.clone(), metrics.clone()),
+        effects(&config, clock, wake.clone(), metrics.clone(), tap),
     )
     .map_err(storage_error)?;
     let traffic_metrics = metrics.clone();
