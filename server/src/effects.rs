@@ -76,6 +76,7 @@ impl Effects {
     }
 
     /// Shows every applied command to `tap` (the simulator's checkers), in log order.
+    #[must_use]
     pub fn with_tap(mut self, tap: Option<ApplyTap>) -> Effects {
         self.tap = tap;
         self
