@@ -170,7 +170,12 @@ impl Lessor {
         if clock.expiring || deadline_ms <= now_ms {
             return Err(KeepAliveError::Expired(lease_id));
         }
-        self.deadlines.insert(lease_id, now_ms + clock.ttl_ms);
+        let ttl_ms = if crate::planted::planted(crate::planted::PlantedBug::ExpireEarly) {
+            clock.ttl_ms / 2
+        } else {
+            clock.ttl_ms
+        };
+        self.deadlines.insert(lease_id, now_ms + ttl_ms);
         let needs_checkpoint_clear = clock.checkpointed_ms.is_some() || clock.checkpoint_in_flight;
         Ok(Renewal { ttl_ms: clock.ttl_ms, needs_checkpoint_clear })
     }

@@ -26,6 +26,7 @@ mod lock;
 mod lock_ops;
 mod machine;
 mod path;
+pub mod planted;
 mod reply;
 mod snapshot;
 mod timers;

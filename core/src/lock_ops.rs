@@ -14,6 +14,7 @@ use crate::{
     lock::{Grant, LockEntry, Waiter},
     machine::{StateMachine, emit},
     path::LockPath,
+    planted::{PlantedBug, planted},
     reply::{Limit, LockOutcome, Rejection, Reply},
     types::{DequeueReason, FencingToken, LeaseId, ReleaseReason, RequestId, Revision},
 };
@@ -58,7 +59,7 @@ impl StateMachine {
         let held = self.state.locks.get(path).and_then(|entry| entry.holder(lease_id));
         let reply = match held {
             None => Reply::Rejected(Rejection::LockNotHeld { path: path.clone(), lease_id }),
-            Some(grant) if grant.token != token => Reply::Rejected(Rejection::StaleToken {
+            Some(grant) if grant.token != token && !planted(PlantedBug::UnlockIgnoresToken) => Reply::Rejected(Rejection::StaleToken {
                 path: path.clone(),
                 lease_id,
                 token,
@@ -167,11 +168,18 @@ impl StateMachine {
             let who = (waiter.lease_id, waiter.holder_id.as_str(), waiter.mode);
             let kind = WatchEventKind::Acquired { queued_revision: Some(waiter.queued_revision) };
             let token = emit(&mut state.revision, events, path, who, kind);
-            let lease = state.leases.get_mut(&waiter.lease_id).expect("a waiter's lease exists");
-            lease.waiting.remove(path);
-            lease.held.insert(path.clone());
             let granted = Reply::Lock(LockOutcome::Granted { token, mode: waiter.mode });
-            lease.requests.resolve(waiter.request_id, granted);
+            match state.leases.get_mut(&waiter.lease_id) {
+                Some(lease) => {
+                    lease.waiting.remove(path);
+                    lease.held.insert(path.clone());
+                    lease.requests.resolve(waiter.request_id, granted);
+                }
+                None => assert!(
+                    planted(PlantedBug::GrantExpiredWaiter),
+                    "a waiter's lease exists"
+                ),
+            }
             entry.holders.push(Grant {
                 lease_id: waiter.lease_id,
                 holder_id: waiter.holder_id,

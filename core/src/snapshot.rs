@@ -77,6 +77,9 @@ impl StateMachine {
         let mut machine = StateMachine { limits, state };
         machine.rebuild_lease_indexes()?;
         machine.check_invariants()?;
+        if crate::planted::planted(crate::planted::PlantedBug::TokenReuseAfterRestart) {
+            machine.state.revision -= 1;
+        }
         Ok(machine)
     }
 

@@ -1,0 +1,39 @@
+//! Lease safety: a lease is expired no earlier than its TTL after the last keepalive a
+//! client had acknowledged (measured from when that keepalive was sent, since the leader
+//! reset the deadline after it arrived) or after it was granted. The simulated clocks do
+//! not drift, so the bound is exact.
+
+use std::collections::BTreeMap;
+
+use lockmgr_core::{Event, LeaseEndReason};
+
+use super::{Violation, state_machine_safety::LogRecord};
+use crate::history::History;
+
+const NAME: &str = "lease-safety";
+
+pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for (index, record) in log {
+        for event in &record.applied.events {
+            let Event::LeaseEnded { lease_id, reason: LeaseEndReason::Expired } = event else {
+                continue;
+            };
+            let Some(lease) = history.leases.get(&lease_id.0) else { continue };
+            let renewed_us = lease.keepalive_sent_us.iter().copied().max().unwrap_or(0);
+            let promised_us = renewed_us.max(lease.grant_invoke_us) + lease.ttl_ms * 1_000;
+            if record.applied_us < promised_us {
+                violations.push(Violation::new(
+                    NAME,
+                    format!(
+                        "index {index}: lease {lease_id} (TTL {} ms) expired at {:.3}s, before {:.3}s",
+                        lease.ttl_ms,
+                        record.applied_us as f64 / 1e6,
+                        promised_us as f64 / 1e6
+                    ),
+                ));
+            }
+        }
+    }
+    violations
+}

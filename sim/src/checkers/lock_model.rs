@@ -1,0 +1,151 @@
+//! core's lock semantics for one path, as the sequential specification the client history
+//! is checked against: who holds the path (lease, mode, token), the highest token granted
+//! on it, and which of the leases that use it have ended. Fencing tokens are global
+//! revisions, so the model cannot predict them; it requires what core promises: a new
+//! grant's token is above every earlier grant's on the path, and a holder keeps its token.
+//!
+//! Each lease in the workload uses exactly one path, so a lease's revoke or expiry is an
+//! operation on that path alone and paths can be checked one by one.
+
+use lockmgr_core::LockMode;
+
+use crate::history::{Op, OpKind, Outcome};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PathState {
+    /// Sorted by lease. A token is `None` when the grant's answer was lost.
+    holders: Vec<(i64, LockMode, Option<u64>)>,
+    max_token: u64,
+    /// Leases that ended (revoked or expired), sorted.
+    ended: Vec<i64>,
+}
+
+impl PathState {
+    fn alive(&self, lease: i64) -> bool {
+        self.ended.binary_search(&lease).is_err()
+    }
+
+    fn held_by(&self, lease: i64) -> Option<usize> {
+        self.holders.iter().position(|(holder, ..)| *holder == lease)
+    }
+
+    fn compatible(&self, mode: LockMode) -> bool {
+        mode.compatible_with(self.holders.iter().map(|(_, mode, _)| mode))
+    }
+
+    fn grant(&self, lease: i64, mode: LockMode, token: Option<u64>) -> PathState {
+        let mut next = self.clone();
+        next.holders.push((lease, mode, token));
+        next.holders.sort_unstable();
+        if let Some(token) = token {
+            next.max_token = token;
+        }
+        next
+    }
+
+    fn end(&self, lease: i64) -> PathState {
+        let mut next = self.clone();
+        next.holders.retain(|(holder, ..)| *holder != lease);
+        if let Err(at) = next.ended.binary_search(&lease) {
+            next.ended.insert(at, lease);
+        }
+        next
+    }
+
+    fn release(&self, at: usize) -> PathState {
+        let mut next = self.clone();
+        next.holders.remove(at);
+        next
+    }
+
+    fn bind(&self, at: usize, token: u64) -> PathState {
+        let mut next = self.clone();
+        next.holders[at].2 = Some(token);
+        next
+    }
+
+    /// The states `op` can lead to from this one (none: it cannot happen here).
+    pub fn step(&self, op: &Op) -> Vec<PathState> {
+        if op.outcome == Outcome::Unknown {
+            // It took effect (as if it had succeeded), or it did not.
+            let mut next = self.succeeded(op);
+            next.push(self.clone());
+            return next;
+        }
+        self.known(op).into_iter().collect()
+    }
+
+    fn succeeded(&self, op: &Op) -> Vec<PathState> {
+        let lease = op.lease;
+        match op.kind {
+            OpKind::Lock { mode, .. } if self.alive(lease) && self.held_by(lease).is_none() => {
+                self.compatible(mode).then(|| self.grant(lease, mode, None)).into_iter().collect()
+            }
+            OpKind::Unlock { token } => match self.held_by(lease) {
+                Some(at) if self.holders[at].2.is_none_or(|held| held == token) => {
+                    vec![self.release(at)]
+                }
+                _ => Vec::new(),
+            },
+            OpKind::Revoke if self.alive(lease) => vec![self.end(lease)],
+            _ => Vec::new(),
+        }
+    }
+
+    fn known(&self, op: &Op) -> Option<PathState> {
+        let lease = op.lease;
+        let alive = self.alive(lease);
+        let held = self.held_by(lease);
+        match (&op.kind, &op.outcome) {
+            (OpKind::Lock { mode, .. }, Outcome::Granted { token }) => match held {
+                // The same lease asking again gets its grant back.
+                Some(at) => match self.holders[at].2 {
+                    Some(held) => (held == *token).then(|| self.clone()),
+                    None => Some(self.bind(at, *token)),
+                },
+                None => (alive && self.compatible(*mode) && *token > self.max_token)
+                    .then(|| self.grant(lease, *mode, Some(*token))),
+            },
+            // A shared try-lock is also refused behind a queued exclusive request.
+            (OpKind::Lock { mode, wait: false }, Outcome::Busy) => (alive
+                && held.is_none()
+                && (!self.compatible(*mode)
+                    || (*mode == LockMode::Shared && !self.holders.is_empty())))
+            .then(|| self.clone()),
+            (OpKind::Lock { wait: true, .. }, Outcome::WaitTimedOut) => {
+                held.is_none().then(|| self.clone())
+            }
+            (OpKind::Lock { .. } | OpKind::Unlock { .. } | OpKind::Revoke, Outcome::LeaseGone) => {
+                (!alive).then(|| self.clone())
+            }
+            (OpKind::Unlock { token }, Outcome::Done) => {
+                let at = held?;
+                self.holders[at].2.is_none_or(|held| held == *token).then(|| self.release(at))
+            }
+            (OpKind::Unlock { token }, Outcome::NotHeld) => {
+                let holds_it = held.is_some_and(|at| self.holders[at].2 == Some(*token));
+                (alive && !holds_it).then(|| self.clone())
+            }
+            (OpKind::Revoke | OpKind::Expire, Outcome::Done) => alive.then(|| self.end(lease)),
+            (OpKind::Get, Outcome::Holders(listed)) => self.matches(listed),
+            _ => None,
+        }
+    }
+
+    /// A read of the holders: the same leases and modes, tokens equal or bound now.
+    fn matches(&self, listed: &[(i64, LockMode, u64)]) -> Option<PathState> {
+        let mut listed = listed.to_vec();
+        listed.sort_unstable();
+        if listed.len() != self.holders.len() {
+            return None;
+        }
+        let mut next = self.clone();
+        for (held, seen) in next.holders.iter_mut().zip(&listed) {
+            if held.0 != seen.0 || held.1 != seen.1 || held.2.is_some_and(|t| t != seen.2) {
+                return None;
+            }
+            held.2 = Some(seen.2);
+        }
+        Some(next)
+    }
+}

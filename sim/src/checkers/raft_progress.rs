@@ -1,0 +1,54 @@
+//! Raft's persistent and volatile progress never goes back: within one incarnation of a
+//! node its term, vote, commit index and applied index only grow; across a restart the
+//! term and vote (fsynced before any vote is cast) still never go back.
+
+use std::collections::BTreeMap;
+
+use super::Violation;
+
+const NAME: &str = "raft-progress";
+
+/// One reading of a node's Raft metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub term: u64,
+    /// The vote, as (term, committed, voted-for).
+    pub vote: (u64, bool, u64),
+    pub committed: u64,
+    pub applied: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct RaftProgress {
+    last: BTreeMap<u64, (u64, Progress)>,
+}
+
+impl RaftProgress {
+    pub fn handle(&mut self, node: u64, incarnation: u64, now: Progress) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        let Some((last_incarnation, last)) = self.last.insert(node, (incarnation, now)) else {
+            return violations;
+        };
+        let went_back = |what: &str, before: u64, after: u64| {
+            (after < before).then(|| {
+                Violation::new(NAME, format!("node {node}: {what} went back from {before} to {after}"))
+            })
+        };
+        violations.extend(went_back("term", last.term, now.term));
+        violations.extend(went_back("vote term", last.vote.0, now.vote.0));
+        if last.vote.0 == now.vote.0 && last.vote.2 != now.vote.2 && last.vote.2 != 0 {
+            violations.push(Violation::new(
+                NAME,
+                format!(
+                    "node {node}: voted for {} and then {} in term {}",
+                    last.vote.2, now.vote.2, now.vote.0
+                ),
+            ));
+        }
+        if last_incarnation == incarnation {
+            violations.extend(went_back("commit index", last.committed, now.committed));
+            violations.extend(went_back("applied index", last.applied, now.applied));
+        }
+        violations
+    }
+}

@@ -1,0 +1,197 @@
+//! The simulated disk: lockmgr's [`Disk`] in memory, with the faults a real one has.
+//!
+//! A commit is durable when it returns, as the contract says, so a kill between tasks
+//! loses nothing acknowledged. The faults are what happens *during* a write: power lost
+//! mid-commit (the batch is then lost, kept, or torn, a torn batch failing its checksum at
+//! reopen and being discarded, as fjall's journal does), and fsync errors. Either one
+//! takes the disk down: every later commit fails, so the node stops (a failed fsync is
+//! fatal) until the harness restarts it on the reopened disk. The planted bug
+//! `AckBeforeFsync` acknowledges commits that only reach a volatile cache, lost at a
+//! crash.
+
+use std::{
+    collections::BTreeMap,
+    io,
+    sync::{Mutex, MutexGuard},
+};
+
+use lockmgr_core::planted::{PlantedBug, planted};
+use lockmgr_io::{Disk, KeyValue, Op, Space};
+use rand::{RngExt, SeedableRng, rngs::SmallRng};
+
+type Spaces = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// Per-commit fault rates, drawn per seed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DiskFaults {
+    /// Chance that power is lost during a commit.
+    pub power_loss_per_commit: f64,
+    /// Chance that a commit's fsync fails.
+    pub fsync_error_per_commit: f64,
+}
+
+/// What the disk went through, for the run's report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    pub commits: u64,
+    pub lost: u64,
+    pub kept: u64,
+    pub torn: u64,
+    pub fsync_errors: u64,
+    pub crashes: u64,
+    /// Acknowledged batches a crash dropped (only with `AckBeforeFsync` planted).
+    pub unsynced_dropped: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    /// What survives a crash.
+    durable: Spaces,
+    /// What reads see: `durable` plus acknowledged but unsynced batches (planted bug).
+    cache: Spaces,
+    unsynced: Vec<Vec<Op>>,
+    down: bool,
+    faults: DiskFaults,
+    rng: SmallRng,
+    stats: DiskStats,
+}
+
+#[derive(Debug)]
+pub struct SimDisk {
+    state: Mutex<State>,
+}
+
+fn apply(spaces: &mut Spaces, ops: &[Op]) {
+    for op in ops {
+        match op {
+            Op::Put(space, key, value) => {
+                spaces.entry(*space).or_default().insert(key.clone(), value.clone());
+            }
+            Op::Delete(space, key) => {
+                spaces.entry(*space).or_default().remove(key);
+            }
+        }
+    }
+}
+
+impl SimDisk {
+    pub fn new(seed: u64, faults: DiskFaults) -> SimDisk {
+        SimDisk {
+            state: Mutex::new(State {
+                durable: Spaces::new(),
+                cache: Spaces::new(),
+                unsynced: Vec::new(),
+                down: false,
+                faults,
+                rng: SmallRng::seed_from_u64(seed),
+                stats: DiskStats::default(),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The machine lost power: what was not durable is gone.
+    pub fn crash(&self) {
+        let mut state = self.state();
+        state.stats.crashes += 1;
+        state.stats.unsynced_dropped += state.unsynced.len() as u64;
+        state.unsynced.clear();
+        state.cache = state.durable.clone();
+    }
+
+    /// The node comes back on this disk (after a crash or a failed write).
+    pub fn reopen(&self) {
+        let mut state = self.state();
+        state.down = false;
+        state.cache = state.durable.clone();
+    }
+
+    /// Faults stop (the healing phase).
+    pub fn heal(&self) {
+        self.state().faults = DiskFaults::default();
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.state().down
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        self.state().stats
+    }
+}
+
+impl Disk for SimDisk {
+    fn get(&self, space: Space, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.state().cache.get(&space).and_then(|s| s.get(key).cloned()))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> io::Result<Vec<KeyValue>> {
+        let state = self.state();
+        let Some(entries) = state.cache.get(&space) else { return Ok(Vec::new()) };
+        let in_range = |key: &Vec<u8>| end.is_none_or(|end| key.as_slice() < end);
+        Ok(entries
+            .range(start.to_vec()..)
+            .take_while(|(key, _)| in_range(key))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn last(&self, space: Space) -> io::Result<Option<KeyValue>> {
+        Ok(self
+            .state()
+            .cache
+            .get(&space)
+            .and_then(|s| s.last_key_value())
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    fn commit(&self, ops: Vec<Op>) -> io::Result<()> {
+        let mut state = self.state();
+        let state = &mut *state;
+        if state.down {
+            return Err(io::Error::other("the disk is down"));
+        }
+        state.stats.commits += 1;
+        if state.rng.random_bool(state.faults.power_loss_per_commit) {
+            state.down = true;
+            match state.rng.random_range(0..3) {
+                0 => state.stats.lost += 1,
+                1 => {
+                    state.stats.kept += 1;
+                    apply(&mut state.durable, &ops);
+                }
+                // Torn: the batch's checksum fails at reopen, so it is discarded.
+                _ => state.stats.torn += 1,
+            }
+            return Err(io::Error::other("simulated power loss during a write"));
+        }
+        if state.rng.random_bool(state.faults.fsync_error_per_commit) {
+            state.down = true;
+            state.stats.fsync_errors += 1;
+            return Err(io::Error::other("simulated fsync failure"));
+        }
+        apply(&mut state.cache, &ops);
+        if planted(PlantedBug::AckBeforeFsync) {
+            // The bug: acknowledged now, durable only at the next periodic flush.
+            state.unsynced.push(ops);
+            if state.unsynced.len() >= 64 {
+                for batch in std::mem::take(&mut state.unsynced) {
+                    apply(&mut state.durable, &batch);
+                }
+            }
+        } else {
+            apply(&mut state.durable, &ops);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! The client history: every operation the workload invoked, when, and what it learned;
+//! the leases it held and the keepalives acknowledged; the writes the fenced resource
+//! accepted. Times are simulated microseconds since the start of the run.
+
+use std::collections::BTreeMap;
+
+use lockmgr_core::LockMode;
+
+/// An operation on one path (lease-wide operations are bound to the lease's one path).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// `wait`: a blocking lock (else a try-lock).
+    Lock { mode: LockMode, wait: bool },
+    Unlock { token: u64 },
+    /// A linearizable read of the holders.
+    Get,
+    Revoke,
+    /// The lease expired (from the applied log: the leader's `ExpireLease`).
+    Expire,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Granted { token: u64 },
+    /// A try-lock found the path taken.
+    Busy,
+    /// A blocking lock's wait ended without a grant.
+    WaitTimedOut,
+    /// The lease did not exist (or ended while the lock waited).
+    LeaseGone,
+    /// The lease held no such grant (stale token or not held).
+    NotHeld,
+    Done,
+    Holders(Vec<(i64, LockMode, u64)>),
+    /// No answer, or one that does not say whether the operation took effect.
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Op {
+    pub client: usize,
+    pub path: usize,
+    pub lease: i64,
+    pub kind: OpKind,
+    pub outcome: Outcome,
+    pub invoke_us: u64,
+    /// `None` when the outcome is unknown: it may take effect any time after invocation.
+    pub complete_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LeaseRecord {
+    pub path: usize,
+    pub ttl_ms: u64,
+    pub grant_invoke_us: u64,
+    /// When each acknowledged keepalive was sent (the deadline was reset after that).
+    pub keepalive_sent_us: Vec<u64>,
+}
+
+/// A write the fenced resource accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Write {
+    pub path: usize,
+    pub token: u64,
+    pub lease: i64,
+    pub at_us: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct History {
+    pub ops: Vec<Op>,
+    pub leases: BTreeMap<i64, LeaseRecord>,
+    /// Lease grants acknowledged to a client (lease id, when).
+    pub granted_leases: Vec<(i64, u64)>,
+    pub writes: Vec<Write>,
+    pub rejected_writes: u64,
+}
+
+impl History {
+    /// Operations whose outcome is known.
+    pub fn completed(&self) -> usize {
+        self.ops.iter().filter(|op| op.complete_us.is_some()).count()
+    }
+}
+
+/// A resource outside the cluster that accepts a write only with a token at least as high
+/// as any it has seen, per path (what a storage system guarding itself with fencing does).
+#[derive(Debug, Default)]
+pub struct FencedResource {
+    highest: BTreeMap<usize, u64>,
+}
+
+impl FencedResource {
+    pub fn write(&mut self, history: &mut History, path: usize, token: u64, lease: i64) -> bool {
+        let highest = self.highest.entry(path).or_default();
+        if token < *highest {
+            history.rejected_writes += 1;
+            return false;
+        }
+        *highest = token;
+        history.writes.push(Write { path, token, lease, at_us: crate::now_us() });
+        true
+    }
+}

@@ -1,0 +1,189 @@
+//! One seeded run: start the cluster, run the workload under the plan's faults for the
+//! run's duration, heal, check liveness, then run every checker on what was recorded.
+//! Everything random comes from the seed, so the same seed gives the same run (the
+//! report's trace hash says so).
+
+use std::{
+    collections::hash_map::DefaultHasher,
+    hash::{Hash, Hasher},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use lockmgr_core::{Event, LeaseEndReason, planted};
+use lockmgr_proto::Channels;
+
+use crate::{
+    checkers::{
+        self, Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
+        mutual_exclusion,
+    },
+    cluster::Cluster,
+    disk::DiskStats,
+    history::{History, Op, OpKind, Outcome},
+    nemesis::Nemesis,
+    now_us,
+    observe::Observer,
+    plan::{Plan, RunOptions},
+    workload::{self, Shared},
+};
+
+/// What one run did and found.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub plan: Plan,
+    pub operations: usize,
+    pub unknown: usize,
+    pub faults_injected: usize,
+    pub log_entries: usize,
+    pub terms: usize,
+    pub disk: DiskStats,
+    pub recovery: Option<Duration>,
+    pub violations: Vec<Violation>,
+    pub trace_hash: u64,
+    /// Wall-clock time of the whole run, and of the checkers alone.
+    pub wall: Duration,
+    pub check_wall: Duration,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs one seed to completion on a fresh simulated world (call from a fresh thread for
+/// a run that does not depend on what ran before it).
+pub fn run(options: RunOptions) -> RunReport {
+    planted::plant(options.bug);
+    let started = Instant::now();
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(
+        options.seed,
+        madsim::Config::default(),
+    );
+    let mut report = runtime.block_on(simulate(options));
+    report.wall = started.elapsed();
+    report
+}
+
+async fn simulate(options: RunOptions) -> RunReport {
+    crate::mark_start();
+    let plan = Plan::draw(options);
+    let observer = Observer::new(options.verbose);
+    observer.note(format!("seed {}: {}", options.seed, plan.summary()));
+    let handle = madsim::runtime::Handle::current();
+    let cluster = Cluster::start(&handle, &plan, &observer);
+    let stop_us = options.duration_s * 1_000_000;
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        addresses: cluster.addresses(),
+        channels: Channels::new(Duration::from_secs(1)),
+        history: Mutex::new(History::default()),
+        resource: Mutex::default(),
+        stop_us,
+    });
+    let clients: Vec<_> = (0..plan.clients)
+        .map(|client| cluster.client.spawn(workload::client(shared.clone(), client)))
+        .collect();
+    let mut nemesis = Nemesis::new(&handle, &cluster, &plan, &observer);
+    nemesis.run(stop_us).await;
+    nemesis.heal().await;
+    for client in clients {
+        let _ = client.await;
+    }
+    let addresses = cluster.addresses();
+    let liveness = cluster
+        .client
+        .spawn({
+            let observer = observer.clone();
+            async move { checkers::liveness::check(&addresses, &observer).await }
+        })
+        .await
+        .expect("the probe task completes");
+    observer.note(format!("liveness: {liveness:?}"));
+    let history = std::mem::take(
+        &mut *shared.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let disk = cluster.nodes.iter().map(|node| node.disk.stats()).fold(
+        DiskStats::default(),
+        |mut sum, stats| {
+            sum.commits += stats.commits;
+            sum.lost += stats.lost;
+            sum.kept += stats.kept;
+            sum.torn += stats.torn;
+            sum.fsync_errors += stats.fsync_errors;
+            sum.crashes += stats.crashes;
+            sum.unsynced_dropped += stats.unsynced_dropped;
+            sum
+        },
+    );
+    let checked = Instant::now();
+    let observations = observer.lock();
+    let log = &observations.machine.log;
+    let mut violations = observations.violations.clone();
+    let recovery = match liveness {
+        Ok(took) => Some(took),
+        Err(violation) => {
+            violations.push(violation);
+            None
+        }
+    };
+    violations.extend(fencing::check(log));
+    violations.extend(mutual_exclusion::check(log));
+    violations.extend(lease_safety::check(log, &history));
+    violations.extend(lost_ack::check(log, &history));
+    violations.extend(fenced_resource::check(log, &history));
+    violations.extend(linearizability::check(&history, &expiries(&observations, &history)));
+    let check_wall = checked.elapsed();
+    RunReport {
+        operations: history.ops.len(),
+        unknown: history.ops.len() - history.completed(),
+        faults_injected: nemesis.injected,
+        log_entries: log.len(),
+        terms: observations.elections.terms(),
+        disk,
+        recovery,
+        trace_hash: trace_hash(&history, &observations),
+        violations,
+        wall: Duration::ZERO,
+        check_wall,
+        plan,
+    }
+}
+
+/// Lease expiries, as operations on the lease's path: they took effect between the
+/// lease's grant and the first application of the `ExpireLease`.
+fn expiries(observations: &crate::observe::Observations, history: &History) -> Vec<Op> {
+    let mut expiries = Vec::new();
+    for record in observations.machine.log.values() {
+        for event in &record.applied.events {
+            let Event::LeaseEnded { lease_id, reason: LeaseEndReason::Expired } = event else {
+                continue;
+            };
+            let Some(lease) = history.leases.get(&lease_id.0) else { continue };
+            expiries.push(Op {
+                client: usize::MAX,
+                path: lease.path,
+                lease: lease_id.0,
+                kind: OpKind::Expire,
+                outcome: Outcome::Done,
+                invoke_us: lease.grant_invoke_us,
+                complete_us: Some(record.applied_us),
+            });
+        }
+    }
+    expiries
+}
+
+fn trace_hash(history: &History, observations: &crate::observe::Observations) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    history.hash(&mut hasher);
+    for (index, record) in &observations.machine.log {
+        index.hash(&mut hasher);
+        record.applied_us.hash(&mut hasher);
+        format!("{:?}{:?}", record.command, record.applied).hash(&mut hasher);
+    }
+    observations.trace.hash(&mut hasher);
+    let _ = now_us();
+    hasher.finish()
+}
