@@ -59,12 +59,14 @@ impl StateMachine {
         let held = self.state.locks.get(path).and_then(|entry| entry.holder(lease_id));
         let reply = match held {
             None => Reply::Rejected(Rejection::LockNotHeld { path: path.clone(), lease_id }),
-            Some(grant) if grant.token != token && !planted(PlantedBug::UnlockIgnoresToken) => Reply::Rejected(Rejection::StaleToken {
-                path: path.clone(),
-                lease_id,
-                token,
-                current: grant.token,
-            }),
+            Some(grant) if grant.token != token && !planted(PlantedBug::UnlockIgnoresToken) => {
+                Reply::Rejected(Rejection::StaleToken {
+                    path: path.clone(),
+                    lease_id,
+                    token,
+                    current: grant.token,
+                })
+            }
             Some(_) => {
                 self.release(path, lease_id, ReleaseReason::Released, events);
                 self.hand_off(path, events);
@@ -175,10 +177,7 @@ impl StateMachine {
                     lease.held.insert(path.clone());
                     lease.requests.resolve(waiter.request_id, granted);
                 }
-                None => assert!(
-                    planted(PlantedBug::GrantExpiredWaiter),
-                    "a waiter's lease exists"
-                ),
+                None => assert!(planted(PlantedBug::GrantExpiredWaiter), "a waiter's lease exists"),
             }
             entry.holders.push(Grant {
                 lease_id: waiter.lease_id,

@@ -68,7 +68,14 @@ pub async fn run(
             |ms| ctx.clock.instant_at(ms),
         );
         tokio::select! {
-            _ = metrics.changed() => {}
+            changed = metrics.changed() => {
+                // Raft stopped (a failed write is fatal): nothing is left to drive, and
+                // looping on the closed channel would spin (found by the simulator).
+                if changed.is_err() {
+                    demote(&ctx);
+                    return;
+                }
+            }
             () = ctx.wake.notified() => {}
             Some(first) = clears.recv() => clear_checkpoints(&ctx, first, &mut clears).await,
             () = tokio::time::sleep_until(wake_at) => {}

@@ -19,7 +19,11 @@ use crate::{
 const REGRESSIONS: &str = include_str!("../regression-seeds.txt");
 
 #[derive(Debug, Parser)]
-#[command(name = "lockmgr-sim", version, about = "Seeded chaos runs of the real lockmgr server under madsim")]
+#[command(
+    name = "lockmgr-sim",
+    version,
+    about = "Seeded chaos runs of the real lockmgr server under madsim"
+)]
 struct Cli {
     /// Run one seed.
     #[arg(long, conflicts_with_all = ["seeds", "reproduce"])]
@@ -85,6 +89,10 @@ pub fn main() -> ExitCode {
         return self_test(&cli);
     }
     if let Some(seed) = cli.reproduce {
+        // The servers' own logs (warnings and up, or as RUST_LOG says), in simulated time.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
         let report = run_in_thread(RunOptions { verbose: true, ..options(seed) });
         print_report(&report);
         return verdict(&[report], &cli);

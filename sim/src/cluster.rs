@@ -83,11 +83,14 @@ impl Cluster {
                     .create_node()
                     .name(format!("node-{id}"))
                     .ip(ip(id))
-                    .init(move || {
-                        run_member(config.clone(), member_disk.clone(), observer.clone())
-                    })
+                    .init(move || run_member(config.clone(), member_disk.clone(), observer.clone()))
                     .build();
-                SimNode { id, handle: node, disk, client_address: format!("{}:{CLIENT_PORT}", ip(id)) }
+                SimNode {
+                    id,
+                    handle: node,
+                    disk,
+                    client_address: format!("{}:{CLIENT_PORT}", ip(id)),
+                }
             })
             .collect();
         let client = handle

@@ -10,8 +10,13 @@ use lockmgr_core::LockMode;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OpKind {
     /// `wait`: a blocking lock (else a try-lock).
-    Lock { mode: LockMode, wait: bool },
-    Unlock { token: u64 },
+    Lock {
+        mode: LockMode,
+        wait: bool,
+    },
+    Unlock {
+        token: u64,
+    },
     /// A linearizable read of the holders.
     Get,
     Revoke,
@@ -21,7 +26,9 @@ pub enum OpKind {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    Granted { token: u64 },
+    Granted {
+        token: u64,
+    },
     /// A try-lock found the path taken.
     Busy,
     /// A blocking lock's wait ended without a grant.

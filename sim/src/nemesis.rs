@@ -8,7 +8,12 @@ use lockmgr_proto::v1::{TransferLeaderRequest, cluster_service_client::ClusterSe
 use madsim::{net::NetSim, runtime::Handle};
 use rand::{RngExt, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
 
-use crate::{cluster::Cluster, now_us, observe::Observer, plan::{Fault, Plan}};
+use crate::{
+    cluster::Cluster,
+    now_us,
+    observe::Observer,
+    plan::{Fault, Plan},
+};
 
 pub struct Nemesis<'a> {
     pub handle: &'a Handle,
@@ -78,6 +83,8 @@ impl<'a> Nemesis<'a> {
                 disk.crash();
                 disk.reopen();
                 self.observer.note(format!("reviver restarts node {node}"));
+                // What the stopped server left running (listeners, Raft) dies first.
+                self.handle.kill(self.madsim_id(node));
                 self.handle.restart(self.madsim_id(node));
             }
         }
@@ -127,7 +134,10 @@ impl<'a> Nemesis<'a> {
             }
             Fault::OneWay => {
                 let from = *nodes.choose(&mut self.rng).expect("nodes");
-                let to = *nodes.iter().filter(|n| **n != from).collect::<Vec<_>>()
+                let to = *nodes
+                    .iter()
+                    .filter(|n| **n != from)
+                    .collect::<Vec<_>>()
                     .choose(&mut self.rng)
                     .expect("two nodes at least");
                 self.observer.note(format!("one-way cut {from} -> {to} for {length_ms} ms"));
@@ -176,12 +186,17 @@ impl<'a> Nemesis<'a> {
                 let target = *nodes.choose(&mut self.rng).expect("nodes");
                 self.observer.note(format!("transfer leadership {leader} -> {target}"));
                 let address = &self.cluster.node(leader).client_address;
-                if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-                    .map(|endpoint| endpoint.connect_lazy())
+                if let Ok(channel) =
+                    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+                        .map(|endpoint| endpoint.connect_lazy())
                 {
                     let mut cluster = ClusterServiceClient::new(channel);
                     let request = TransferLeaderRequest { target_node_id: target };
-                    let _ = tokio::time::timeout(Duration::from_secs(2), cluster.transfer_leader(request)).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        cluster.transfer_leader(request),
+                    )
+                    .await;
                 }
             }
         }

@@ -57,10 +57,8 @@ impl RunReport {
 pub fn run(options: RunOptions) -> RunReport {
     planted::plant(options.bug);
     let started = Instant::now();
-    let runtime = madsim::runtime::Runtime::with_seed_and_config(
-        options.seed,
-        madsim::Config::default(),
-    );
+    let runtime =
+        madsim::runtime::Runtime::with_seed_and_config(options.seed, madsim::Config::default());
     let mut report = runtime.block_on(simulate(options));
     report.wall = started.elapsed();
     report

@@ -335,15 +335,15 @@ impl Session<'_> {
         }
         let shared = self.shared;
         let mut history = shared.history();
-        let mut resource = shared.resource.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut resource =
+            shared.resource.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         resource.write(&mut history, self.path, token, self.lease);
     }
 
     async fn revoke(&mut self) {
         let invoke_us = now_us();
         let mut leases = LeaseServiceClient::new(self.shared.channel(self.rng));
-        let outcome = match call(leases.revoke(LeaseRevokeRequest { lease_id: self.lease })).await
-        {
+        let outcome = match call(leases.revoke(LeaseRevokeRequest { lease_id: self.lease })).await {
             Ok(_) => Outcome::Done,
             Err(outcome) => outcome,
         };

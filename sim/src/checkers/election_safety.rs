@@ -15,8 +15,9 @@ impl ElectionSafety {
     /// `node` reports that it leads `term`.
     pub fn handle_leader(&mut self, node: u64, term: u64) -> Option<Violation> {
         let leader = *self.leader_of_term.entry(term).or_insert(node);
-        (leader != node)
-            .then(|| Violation::new(NAME, format!("nodes {leader} and {node} both led term {term}")))
+        (leader != node).then(|| {
+            Violation::new(NAME, format!("nodes {leader} and {node} both led term {term}"))
+        })
     }
 
     pub fn terms(&self) -> usize {

@@ -31,7 +31,10 @@ impl RaftProgress {
         };
         let went_back = |what: &str, before: u64, after: u64| {
             (after < before).then(|| {
-                Violation::new(NAME, format!("node {node}: {what} went back from {before} to {after}"))
+                Violation::new(
+                    NAME,
+                    format!("node {node}: {what} went back from {before} to {after}"),
+                )
             })
         };
         violations.extend(went_back("term", last.term, now.term));
