@@ -54,7 +54,10 @@ struct Cli {
     self_test: bool,
     #[arg(long, default_value_t = 50)]
     self_test_seeds: u64,
-    /// Seeds run in parallel (each run is single-threaded and deterministic).
+    /// Internal: run the one seed given and report it on a machine-readable line.
+    #[arg(long, hide = true)]
+    child: bool,
+    /// Seeds run in parallel, each in a process of its own.
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     jobs: usize,
 }
@@ -85,6 +88,22 @@ pub fn main() -> ExitCode {
         verbose: false,
         bug: cli.plant,
     };
+    if cli.child {
+        let Some(seed) = cli.seed else { return ExitCode::from(2) };
+        let report = run_in_thread(options(seed));
+        print_line(&report);
+        for violation in &report.violations {
+            println!("  {violation}");
+        }
+        println!(
+            "REPORT {} {} {} {:016x}",
+            report.operations,
+            report.check_wall.as_micros(),
+            report.passed(),
+            report.trace_hash
+        );
+        return ExitCode::SUCCESS;
+    }
     if cli.self_test {
         return self_test(&cli);
     }
@@ -95,7 +114,7 @@ pub fn main() -> ExitCode {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
         let report = run_in_thread(RunOptions { verbose: true, ..options(seed) });
         print_report(&report);
-        return verdict(&[report], &cli);
+        return verdict(!report.passed(), &cli);
     }
     let mut runs: Vec<RunOptions> = Vec::new();
     if let Some(seed) = cli.seed {
@@ -112,9 +131,9 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let started = Instant::now();
-    let reports = sweep(&runs, cli.jobs, cli.check_determinism);
-    summarize(&reports, started.elapsed());
-    verdict(&reports, &cli)
+    let results = sweep(&runs, cli.jobs, cli.check_determinism);
+    summarize(&results, started.elapsed());
+    verdict(results.iter().any(|result| !result.passed), &cli)
 }
 
 fn regression_seeds() -> Vec<RunOptions> {
@@ -147,7 +166,72 @@ fn run_in_thread(options: RunOptions) -> RunReport {
         .unwrap_or_else(|_| panic!("seed {} panicked; replay: {}", options.seed, replay(&options)))
 }
 
-fn sweep(runs: &[RunOptions], jobs: usize, twice: bool) -> Vec<RunReport> {
+/// One seed's outcome, as its process reported it.
+struct SeedResult {
+    options: RunOptions,
+    operations: usize,
+    check: Duration,
+    passed: bool,
+    trace_hash: String,
+    /// What the run printed (its line and its violations).
+    output: String,
+}
+
+/// Runs one seed in a process of its own: some libraries keep process-wide state (tokio's
+/// seed counter for `select!`) that would make a seed's run depend on the runs before it.
+fn run_child(options: &RunOptions) -> SeedResult {
+    let exe = std::env::current_exe().expect("the simulator's own path");
+    let mut command = std::process::Command::new(exe);
+    command.args(["--child", "--seed", &options.seed.to_string()]);
+    command.args([
+        "--nodes",
+        &options.nodes.to_string(),
+        "--duration",
+        &options.duration_s.to_string(),
+    ]);
+    if let Some(bug) = options.bug {
+        command.args(["--plant", bug.name()]);
+    }
+    let output = command.output().expect("running a seed's process");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let report = stdout.lines().find_map(|line| line.strip_prefix("REPORT "));
+    let fields: Vec<&str> = report.map(|r| r.split_whitespace().collect()).unwrap_or_default();
+    let printed: String =
+        stdout.lines().filter(|l| !l.starts_with("REPORT ")).map(|l| format!("{l}\n")).collect();
+    match fields.as_slice() {
+        [operations, check_us, passed, hash] => SeedResult {
+            options: *options,
+            operations: operations.parse().unwrap_or(0),
+            check: Duration::from_micros(check_us.parse().unwrap_or(0)),
+            passed: *passed == "true",
+            trace_hash: (*hash).to_owned(),
+            output: printed,
+        },
+        _ => SeedResult {
+            options: *options,
+            operations: 0,
+            check: Duration::ZERO,
+            passed: false,
+            trace_hash: String::new(),
+            output: format!(
+                "seed {} crashed ({}):\n{printed}{}",
+                options.seed,
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        },
+    }
+}
+
+fn sweep(runs: &[RunOptions], jobs: usize, twice: bool) -> Vec<SeedResult> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -156,28 +240,29 @@ fn sweep(runs: &[RunOptions], jobs: usize, twice: bool) -> Vec<RunReport> {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(options) = runs.get(i) else { break };
-                    let mut report = run_in_thread(*options);
+                    let mut result = run_child(options);
                     if twice {
-                        let again = run_in_thread(*options);
-                        if again.trace_hash != report.trace_hash {
-                            report.violations.push(crate::checkers::Violation::new(
-                                "determinism",
-                                format!(
-                                    "trace hash {:016x} then {:016x}",
-                                    report.trace_hash, again.trace_hash
-                                ),
+                        let again = run_child(options);
+                        if again.trace_hash != result.trace_hash {
+                            result.passed = false;
+                            result.output.push_str(&format!(
+                                "  [determinism] trace hash {} then {}\n",
+                                result.trace_hash, again.trace_hash
                             ));
                         }
                     }
-                    print_line(&report);
-                    results.lock().expect("no panics while held").push((i, report));
+                    print!(
+                        "{}",
+                        result.output.lines().next().map(|l| format!("{l}\n")).unwrap_or_default()
+                    );
+                    results.lock().expect("no panics while held").push((i, result));
                 }
             });
         }
     });
     let mut results = results.into_inner().expect("no panics while held");
     results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, report)| report).collect()
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 pub fn replay(options: &RunOptions) -> String {
@@ -216,34 +301,30 @@ fn print_report(report: &RunReport) {
     }
 }
 
-fn summarize(reports: &[RunReport], took: Duration) {
-    let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.passed()).collect();
-    let operations: usize = reports.iter().map(|r| r.operations).sum();
-    let check_max = reports.iter().map(|r| r.check_wall).max().unwrap_or_default();
+fn summarize(results: &[SeedResult], took: Duration) {
+    let failed: Vec<&SeedResult> = results.iter().filter(|r| !r.passed).collect();
+    let operations: usize = results.iter().map(|r| r.operations).sum();
+    let check_max = results.iter().map(|r| r.check).max().unwrap_or_default();
     println!();
     println!("| seeds | passed | failed | seeds/min | ops/seed (mean) | checker max |");
     println!("|---|---|---|---|---|---|");
     println!(
         "| {} | {} | {} | {:.1} | {} | {:.0} ms |",
-        reports.len(),
-        reports.len() - failed.len(),
+        results.len(),
+        results.len() - failed.len(),
         failed.len(),
-        reports.len() as f64 / took.as_secs_f64() * 60.0,
-        operations / reports.len().max(1),
+        results.len() as f64 / took.as_secs_f64() * 60.0,
+        operations / results.len().max(1),
         check_max.as_secs_f64() * 1e3
     );
-    for report in failed {
+    for result in failed {
         println!();
-        println!("seed {} FAILED:", report.plan.options.seed);
-        for violation in report.violations.iter().take(10) {
-            println!("  {violation}");
-        }
-        println!("  replay: {}", replay(&report.plan.options));
+        print!("{}", result.output);
+        println!("  replay: {}", replay(&result.options));
     }
 }
 
-fn verdict(reports: &[RunReport], cli: &Cli) -> ExitCode {
-    let failed = reports.iter().any(|report| !report.passed());
+fn verdict(failed: bool, cli: &Cli) -> ExitCode {
     // With a bug planted, being caught is the expected outcome.
     if failed == cli.plant.is_none() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
@@ -254,17 +335,31 @@ fn self_test(cli: &Cli) -> ExitCode {
     println!("|---|---|---|");
     for bug in PlantedBug::ALL {
         let mut caught = None;
-        for seed in 0..cli.self_test_seeds {
-            let options = RunOptions {
-                seed,
-                nodes: cli.nodes as usize,
-                duration_s: cli.duration,
-                verbose: false,
-                bug: Some(bug),
-            };
-            let report = run_in_thread(options);
-            if let Some(violation) = report.violations.first() {
-                caught = Some((seed, violation.checker));
+        let seeds: Vec<u64> = (0..cli.self_test_seeds).collect();
+        for batch in seeds.chunks(cli.jobs.max(1)) {
+            let runs: Vec<RunOptions> = batch
+                .iter()
+                .map(|&seed| RunOptions {
+                    seed,
+                    nodes: cli.nodes as usize,
+                    duration_s: cli.duration,
+                    verbose: false,
+                    bug: Some(bug),
+                })
+                .collect();
+            let results = std::thread::scope(|scope| {
+                let handles: Vec<_> =
+                    runs.iter().map(|options| scope.spawn(|| run_child(options))).collect();
+                handles.into_iter().map(|h| h.join().expect("no panics")).collect::<Vec<_>>()
+            });
+            if let Some(result) = results.iter().find(|result| !result.passed) {
+                let by = result
+                    .output
+                    .lines()
+                    .find_map(|line| line.trim().strip_prefix('[')?.split(']').next())
+                    .unwrap_or("a crash")
+                    .to_owned();
+                caught = Some((result.options.seed, by));
                 break;
             }
         }

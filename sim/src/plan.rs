@@ -94,7 +94,7 @@ impl Plan {
             disk,
             snapshot_interval_entries: if pressure { rng.random_range(20..500) } else { 10_000 },
             log_entries_kept_after_snapshot: if pressure { rng.random_range(0..50) } else { 1_000 },
-            clients: rng.random_range(8..=16),
+            clients: rng.random_range(16..=40),
             paths: rng.random_range(2..=8),
             lease_ttl_ms: (2_000, rng.random_range(2_500..6_000)),
             lapse_chance: rng.random_range(0.0..0.3),

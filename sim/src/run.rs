@@ -22,8 +22,7 @@ use crate::{
     disk::DiskStats,
     history::{History, Op, OpKind, Outcome},
     nemesis::Nemesis,
-    now_us,
-    observe::Observer,
+    observe::{Observations, Observer},
     plan::{Plan, RunOptions},
     workload::{self, Shared},
 };
@@ -52,6 +51,16 @@ impl RunReport {
     }
 }
 
+/// What a run recorded, for the checkers (which run outside the simulation, on real time).
+struct Recorded {
+    plan: Plan,
+    history: History,
+    observations: Observations,
+    liveness: Result<Duration, Violation>,
+    disk: DiskStats,
+    faults_injected: usize,
+}
+
 /// Runs one seed to completion on a fresh simulated world (call from a fresh thread for
 /// a run that does not depend on what ran before it).
 pub fn run(options: RunOptions) -> RunReport {
@@ -59,12 +68,44 @@ pub fn run(options: RunOptions) -> RunReport {
     let started = Instant::now();
     let runtime =
         madsim::runtime::Runtime::with_seed_and_config(options.seed, madsim::Config::default());
-    let mut report = runtime.block_on(simulate(options));
-    report.wall = started.elapsed();
-    report
+    let recorded = runtime.block_on(simulate(options));
+    drop(runtime);
+    let checked = Instant::now();
+    let Recorded { plan, history, observations, liveness, disk, faults_injected } = recorded;
+    let log = &observations.machine.log;
+    let mut violations = observations.violations.clone();
+    let recovery = match liveness {
+        Ok(took) => Some(took),
+        Err(violation) => {
+            violations.push(violation);
+            None
+        }
+    };
+    violations.extend(fencing::check(log));
+    violations.extend(mutual_exclusion::check(log));
+    violations.extend(lease_safety::check(log, &history));
+    violations.extend(lost_ack::check(log, &history));
+    violations.extend(fenced_resource::check(log, &history));
+    let expiries = expiries(&observations, &history);
+    violations.extend(linearizability::check(&history, &expiries, options.verbose));
+    let check_wall = checked.elapsed();
+    RunReport {
+        operations: history.ops.len(),
+        unknown: history.ops.len() - history.completed(),
+        faults_injected,
+        log_entries: log.len(),
+        terms: observations.elections.terms(),
+        disk,
+        recovery,
+        trace_hash: trace_hash(&history, &observations),
+        violations,
+        wall: started.elapsed(),
+        check_wall,
+        plan,
+    }
 }
 
-async fn simulate(options: RunOptions) -> RunReport {
+async fn simulate(options: RunOptions) -> Recorded {
     crate::mark_start();
     let plan = Plan::draw(options);
     let observer = Observer::new(options.verbose);
@@ -89,6 +130,8 @@ async fn simulate(options: RunOptions) -> RunReport {
     for client in clients {
         let _ = client.await;
     }
+    // Leases the clients abandoned expire now, which decides their unknown requests.
+    tokio::time::sleep(Duration::from_millis(plan.lease_ttl_ms.1 + 3_000)).await;
     let addresses = cluster.addresses();
     let liveness = cluster
         .client
@@ -115,43 +158,15 @@ async fn simulate(options: RunOptions) -> RunReport {
             sum
         },
     );
-    let checked = Instant::now();
-    let observations = observer.lock();
-    let log = &observations.machine.log;
-    let mut violations = observations.violations.clone();
-    let recovery = match liveness {
-        Ok(took) => Some(took),
-        Err(violation) => {
-            violations.push(violation);
-            None
-        }
-    };
-    violations.extend(fencing::check(log));
-    violations.extend(mutual_exclusion::check(log));
-    violations.extend(lease_safety::check(log, &history));
-    violations.extend(lost_ack::check(log, &history));
-    violations.extend(fenced_resource::check(log, &history));
-    violations.extend(linearizability::check(&history, &expiries(&observations, &history)));
-    let check_wall = checked.elapsed();
-    RunReport {
-        operations: history.ops.len(),
-        unknown: history.ops.len() - history.completed(),
-        faults_injected: nemesis.injected,
-        log_entries: log.len(),
-        terms: observations.elections.terms(),
-        disk,
-        recovery,
-        trace_hash: trace_hash(&history, &observations),
-        violations,
-        wall: Duration::ZERO,
-        check_wall,
-        plan,
-    }
+    let observations = std::mem::take(&mut *observer.lock());
+    let faults_injected = nemesis.injected;
+    drop(nemesis);
+    Recorded { plan, history, observations, liveness, disk, faults_injected }
 }
 
 /// Lease expiries, as operations on the lease's path: they took effect between the
 /// lease's grant and the first application of the `ExpireLease`.
-fn expiries(observations: &crate::observe::Observations, history: &History) -> Vec<Op> {
+fn expiries(observations: &Observations, history: &History) -> Vec<Op> {
     let mut expiries = Vec::new();
     for record in observations.machine.log.values() {
         for event in &record.applied.events {
@@ -159,13 +174,17 @@ fn expiries(observations: &crate::observe::Observations, history: &History) -> V
                 continue;
             };
             let Some(lease) = history.leases.get(&lease_id.0) else { continue };
+            // Not before the deadline a client was promised (lease safety checks that
+            // separately), not after its first application.
+            let renewed_us = lease.keepalive_sent_us.iter().copied().max().unwrap_or(0);
+            let promised_us = renewed_us.max(lease.grant_invoke_us) + lease.ttl_ms * 1_000;
             expiries.push(Op {
                 client: usize::MAX,
                 path: lease.path,
                 lease: lease_id.0,
                 kind: OpKind::Expire,
                 outcome: Outcome::Done,
-                invoke_us: lease.grant_invoke_us,
+                invoke_us: promised_us.min(record.applied_us),
                 complete_us: Some(record.applied_us),
             });
         }
@@ -173,7 +192,7 @@ fn expiries(observations: &crate::observe::Observations, history: &History) -> V
     expiries
 }
 
-fn trace_hash(history: &History, observations: &crate::observe::Observations) -> u64 {
+fn trace_hash(history: &History, observations: &Observations) -> u64 {
     let mut hasher = DefaultHasher::new();
     history.hash(&mut hasher);
     for (index, record) in &observations.machine.log {
@@ -182,6 +201,5 @@ fn trace_hash(history: &History, observations: &crate::observe::Observations) ->
         format!("{:?}{:?}", record.command, record.applied).hash(&mut hasher);
     }
     observations.trace.hash(&mut hasher);
-    let _ = now_us();
     hasher.finish()
 }

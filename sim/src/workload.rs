@@ -215,7 +215,7 @@ impl Session<'_> {
             if now_us() >= self.shared.stop_us {
                 break;
             }
-            let think_ms = self.rng.random_range(0..30);
+            let think_ms = self.rng.random_range(0..10);
             tokio::time::sleep(Duration::from_millis(think_ms)).await;
             let stale = !old_tokens.is_empty()
                 && self.rng.random_bool(self.shared.plan.stale_unlock_chance);

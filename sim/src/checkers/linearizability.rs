@@ -9,22 +9,57 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Violation, lock_model::PathState};
-use crate::history::{History, Op};
+use crate::history::{History, Op, OpKind, Outcome};
 
 const NAME: &str = "linearizability";
 
 /// How many (set, state) pairs one path may explore before the search gives up.
 pub const STATES_MAX: usize = 2_000_000;
 
-pub fn check(history: &History, expiries: &[Op]) -> Vec<Violation> {
-    let mut per_path: BTreeMap<usize, Vec<&Op>> = BTreeMap::new();
+/// With `dump`, a failing path's history is printed, in invocation order.
+pub fn check(history: &History, expiries: &[Op], dump: bool) -> Vec<Violation> {
+    // Once a lease has ended, nothing it asked for can still take effect (a late request
+    // finds no lease): an unknown outcome is decided by then, which keeps the search small.
+    let mut ended_us: BTreeMap<i64, u64> = BTreeMap::new();
     for op in history.ops.iter().chain(expiries) {
+        if matches!(op.kind, OpKind::Revoke | OpKind::Expire)
+            && op.outcome == Outcome::Done
+            && let Some(at) = op.complete_us
+        {
+            let end = ended_us.entry(op.lease).or_insert(at);
+            *end = (*end).min(at);
+        }
+    }
+    let bounded: Vec<Op> = history
+        .ops
+        .iter()
+        .chain(expiries)
+        .map(|op| {
+            let mut op = op.clone();
+            if op.complete_us.is_none() {
+                op.complete_us = ended_us.get(&op.lease).map(|end| (*end).max(op.invoke_us));
+            }
+            op
+        })
+        .collect();
+    let mut per_path: BTreeMap<usize, Vec<&Op>> = BTreeMap::new();
+    for op in &bounded {
         per_path.entry(op.path).or_default().push(op);
     }
     per_path
         .into_iter()
-        .filter_map(|(path, ops)| {
+        .filter_map(|(path, mut ops)| {
             check_path(&ops).err().map(|message| {
+                if dump {
+                    ops.sort_by_key(|op| op.invoke_us);
+                    println!("history of path {path}:");
+                    for op in &ops {
+                        println!(
+                            "  {:>12} {:>12?} client {:>4} lease {:>4} {:?} -> {:?}",
+                            op.invoke_us, op.complete_us, op.client, op.lease, op.kind, op.outcome
+                        );
+                    }
+                }
                 Violation::new(NAME, format!("path {path} ({} operations): {message}", ops.len()))
             })
         })

@@ -39,7 +39,10 @@ impl RaftProgress {
         };
         violations.extend(went_back("term", last.term, now.term));
         violations.extend(went_back("vote term", last.vote.0, now.vote.0));
-        if last.vote.0 == now.vote.0 && last.vote.2 != now.vote.2 && last.vote.2 != 0 {
+        // Two granted (uncommitted) votes in one term; a vote that turns into the known
+        // leader's committed vote is how Raft learns who won.
+        let granted_twice = !last.vote.1 && !now.vote.1;
+        if last.vote.0 == now.vote.0 && last.vote.2 != now.vote.2 && granted_twice {
             violations.push(Violation::new(
                 NAME,
                 format!(
