@@ -121,7 +121,8 @@ pub async fn client(shared: Arc<Shared>, client: usize) {
             rng.random(),
             lapse,
         ));
-        let mut session = Session { shared: &shared, rng: &mut rng, client, lease, path, ttl_ms };
+        let mut session =
+            Session { request_id: 0, shared: &shared, rng: &mut rng, client, lease, path, ttl_ms };
         let clean = session.run().await;
         keeping.store(false, Ordering::SeqCst);
         let _ = keepalive.await;
@@ -180,6 +181,9 @@ async fn keep_alive(
 }
 
 struct Session<'a> {
+    /// The lease's last request id: retries of a request reuse its id, so the state
+    /// machine answers them instead of applying them twice.
+    request_id: u64,
     shared: &'a Shared,
     rng: &'a mut SmallRng,
     client: usize,
@@ -188,7 +192,23 @@ struct Session<'a> {
     ttl_ms: u64,
 }
 
+/// A retry that finds the lease gone cannot tell whether an earlier attempt took effect.
+fn settle(outcome: Outcome, attempt: u32) -> Outcome {
+    if attempt > 0 && outcome == Outcome::LeaseGone { Outcome::Unknown } else { outcome }
+}
+
 impl Session<'_> {
+    fn next_request_id(&mut self) -> u64 {
+        self.request_id += 1;
+        self.request_id
+    }
+
+    /// Attempts for a retried request: as long as the lease could still be alive.
+    fn retries(&self) -> u32 {
+        let attempt_ms = CALL_TIMEOUT.as_millis() as u64;
+        (self.ttl_ms * 2 / attempt_ms).max(2) as u32
+    }
+
     fn record(&self, kind: OpKind, outcome: Outcome, invoke_us: u64) {
         let complete_us = (outcome != Outcome::Unknown).then(now_us);
         let op = Op {
@@ -272,16 +292,28 @@ impl Session<'_> {
             mode: proto_mode(mode),
             wait_timeout_ms,
             holder_id: format!("c{}", self.client),
-            request_id: 0,
+            request_id: self.next_request_id(),
         };
         let invoke_us = now_us();
-        let mut locks = self.locks();
         let timeout = CALL_TIMEOUT + Duration::from_millis(wait_timeout_ms);
-        let outcome = match call_within(timeout, locks.lock(request)).await {
-            Ok(response) if response.acquired => Outcome::Granted { token: response.fencing_token },
-            Ok(_) => Outcome::Busy,
-            Err(outcome) => outcome,
-        };
+        // A try-lock is retried until it has a definite answer (a blocking one is not:
+        // its retry would queue again if the first attempt's wait ended).
+        let attempts = if wait_timeout_ms == 0 { self.retries() } else { 1 };
+        let mut outcome = Outcome::Unknown;
+        for attempt in 0..attempts {
+            let mut locks = self.locks();
+            outcome = match call_within(timeout, locks.lock(request.clone())).await {
+                Ok(response) if response.acquired => {
+                    Outcome::Granted { token: response.fencing_token }
+                }
+                Ok(_) => Outcome::Busy,
+                Err(outcome) => outcome,
+            };
+            outcome = settle(outcome, attempt);
+            if outcome != Outcome::Unknown {
+                break;
+            }
+        }
         self.record(OpKind::Lock { mode, wait: wait_timeout_ms > 0 }, outcome.clone(), invoke_us);
         outcome
     }
@@ -291,14 +323,21 @@ impl Session<'_> {
             path: path_name(self.path),
             lease_id: self.lease,
             fencing_token: token,
-            request_id: 0,
+            request_id: self.next_request_id(),
         };
         let invoke_us = now_us();
-        let mut locks = self.locks();
-        let outcome = match call(locks.unlock(request)).await {
-            Ok(_) => Outcome::Done,
-            Err(outcome) => outcome,
-        };
+        let mut outcome = Outcome::Unknown;
+        for attempt in 0..self.retries() {
+            let mut locks = self.locks();
+            outcome = match call(locks.unlock(request.clone())).await {
+                Ok(_) => Outcome::Done,
+                Err(outcome) => outcome,
+            };
+            outcome = settle(outcome, attempt);
+            if outcome != Outcome::Unknown {
+                break;
+            }
+        }
         self.record(OpKind::Unlock { token }, outcome.clone(), invoke_us);
         outcome
     }

@@ -146,6 +146,8 @@ struct Frame {
     before: PathState,
     /// Other states the operation could have led to, not yet tried.
     untried: Vec<PathState>,
+    /// Taken where first allowed, without loss of generality: never retried later.
+    greedy: bool,
 }
 
 fn check_path(ops: &[&Op]) -> Result<(), String> {
@@ -164,12 +166,18 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
         let op = event.op;
         if event.call {
             let mut untried = state.step(ops[op]);
+            // An operation that leaves the state as it is, taken where it is allowed, can
+            // be taken first without loss: nothing after it sees a difference. So when
+            // the search backs up past it, it never tries it later (Lowe's observation for
+            // reads; here also busy try-locks, time-outs, refusals).
+            let greedy =
+                ops[op].outcome != Outcome::Unknown && untried.len() == 1 && untried[0] == state;
             flip(&mut linearized, op);
             let mut advanced = false;
             while let Some(next) = untried.pop() {
-                if seen.insert((linearized.clone(), next.clone())) {
+                if greedy || seen.insert((linearized.clone(), next.clone())) {
                     let before = std::mem::replace(&mut state, next);
-                    stack.push(Frame { op, before, untried });
+                    stack.push(Frame { op, before, untried, greedy });
                     events.lift(op);
                     cursor = events.first();
                     advanced = true;
@@ -183,29 +191,36 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
             continue;
         }
         // A response whose operation is not linearized yet: undo the last choice.
-        let Some(mut frame) = stack.pop() else {
-            return Err(format!("no linearization reaches past {:?}", ops[op]));
-        };
-        events.unlift(frame.op);
-        let mut retry = None;
-        while let Some(next) = frame.untried.pop() {
-            if seen.insert((linearized.clone(), next.clone())) {
-                retry = Some(next);
-                break;
-            }
-        }
-        match retry {
-            Some(next) => {
-                state = next;
-                events.lift(frame.op);
-                cursor = events.first();
-                stack.push(frame);
-            }
-            None => {
+        loop {
+            let Some(mut frame) = stack.pop() else {
+                return Err(format!("no linearization reaches past {:?}", ops[op]));
+            };
+            events.unlift(frame.op);
+            if frame.greedy {
                 flip(&mut linearized, frame.op);
-                cursor = events.next[events.at[frame.op].0];
-                state = frame.before;
+                continue;
             }
+            let mut retry = None;
+            while let Some(next) = frame.untried.pop() {
+                if seen.insert((linearized.clone(), next.clone())) {
+                    retry = Some(next);
+                    break;
+                }
+            }
+            match retry {
+                Some(next) => {
+                    state = next;
+                    events.lift(frame.op);
+                    cursor = events.first();
+                    stack.push(frame);
+                }
+                None => {
+                    flip(&mut linearized, frame.op);
+                    cursor = events.next[events.at[frame.op].0];
+                    state = frame.before;
+                }
+            }
+            break;
         }
     }
     Ok(())
