@@ -157,6 +157,8 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut state = PathState::default();
     let mut cursor = events.first();
+    // The furthest the search got: (operations linearized, the response it could not pass).
+    let mut deepest = (0, 0);
     let flip = |set: &mut Vec<u64>, op: usize| set[op / 64] ^= 1 << (op % 64);
     while events.first() != events.head() {
         if seen.len() > STATES_MAX {
@@ -191,9 +193,15 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
             continue;
         }
         // A response whose operation is not linearized yet: undo the last choice.
+        if stack.len() >= deepest.0 {
+            deepest = (stack.len(), op);
+        }
         loop {
             let Some(mut frame) = stack.pop() else {
-                return Err(format!("no linearization reaches past {:?}", ops[op]));
+                return Err(format!(
+                    "not linearizable; the longest linearized prefix ({} operations) cannot pass {:?}",
+                    deepest.0, ops[deepest.1]
+                ));
             };
             events.unlift(frame.op);
             if frame.greedy {
