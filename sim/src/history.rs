@@ -38,6 +38,8 @@ pub enum Outcome {
     /// The lease held no such grant (stale token or not held).
     NotHeld,
     Done,
+    /// A retried revoke found the lease gone: ended by this request or before it.
+    Ended,
     Holders(Vec<(i64, LockMode, u64)>),
     /// No answer, or one that does not say whether the operation took effect.
     Unknown,

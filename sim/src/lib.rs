@@ -15,6 +15,7 @@ pub mod history;
 mod nemesis;
 pub mod observe;
 pub mod plan;
+pub mod resolve;
 pub mod run;
 mod workload;
 

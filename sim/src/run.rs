@@ -87,7 +87,8 @@ pub fn run(options: RunOptions) -> RunReport {
     violations.extend(lost_ack::check(log, &history));
     violations.extend(fenced_resource::check(log, &history));
     let expiries = expiries(&observations, &history);
-    violations.extend(linearizability::check(&history, &expiries, options.verbose));
+    let operations = crate::resolve::resolve(&history, log);
+    violations.extend(linearizability::check(&operations, &expiries, plan.options.verbose));
     let check_wall = checked.elapsed();
     RunReport {
         operations: history.ops.len(),

@@ -126,7 +126,9 @@ pub async fn client(shared: Arc<Shared>, client: usize) {
         let clean = session.run().await;
         keeping.store(false, Ordering::SeqCst);
         let _ = keepalive.await;
-        if clean && !lapse {
+        // A lease with an unknown request is revoked (its end decides the request); a
+        // lapsing one is left to expire.
+        if !clean || !lapse {
             session.revoke().await;
         }
     }
@@ -379,13 +381,23 @@ impl Session<'_> {
         resource.write(&mut history, self.path, token, self.lease);
     }
 
+    /// Revokes the lease, retrying until the answer is definite: revoked by this call, or
+    /// gone (if an earlier attempt may have revoked it: `Ended`).
     async fn revoke(&mut self) {
         let invoke_us = now_us();
-        let mut leases = LeaseServiceClient::new(self.shared.channel(self.rng));
-        let outcome = match call(leases.revoke(LeaseRevokeRequest { lease_id: self.lease })).await {
-            Ok(_) => Outcome::Done,
-            Err(outcome) => outcome,
-        };
+        let mut outcome = Outcome::Unknown;
+        for attempt in 0..self.retries() {
+            let mut leases = LeaseServiceClient::new(self.shared.channel(self.rng));
+            let request = LeaseRevokeRequest { lease_id: self.lease };
+            outcome = match call(leases.revoke(request)).await {
+                Ok(_) => Outcome::Done,
+                Err(Outcome::LeaseGone) if attempt > 0 => Outcome::Ended,
+                Err(outcome) => outcome,
+            };
+            if outcome != Outcome::Unknown {
+                break;
+            }
+        }
         self.record(OpKind::Revoke, outcome, invoke_us);
     }
 }

@@ -3,13 +3,13 @@
 //! the invocations in time order, linearize an operation whose invocation is at the front
 //! when the model allows it, backtrack at the first response that cannot be passed, and
 //! remember every (linearized set, state) pair already explored. An operation whose
-//! outcome is unknown may take effect any time after its invocation, or never. A search
+//! outcome is unknown may take effect any time in its window, or never. A search
 //! that exceeds its budget is undecided, and fails the run like a violation.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Violation, lock_model::PathState};
-use crate::history::{History, Op, OpKind, Outcome};
+use crate::history::{Op, OpKind, Outcome};
 
 const NAME: &str = "linearizability";
 
@@ -17,21 +17,20 @@ const NAME: &str = "linearizability";
 pub const STATES_MAX: usize = 2_000_000;
 
 /// With `dump`, a failing path's history is printed, in invocation order.
-pub fn check(history: &History, expiries: &[Op], dump: bool) -> Vec<Violation> {
+pub fn check(operations: &[Op], expiries: &[Op], dump: bool) -> Vec<Violation> {
     // Once a lease has ended, nothing it asked for can still take effect (a late request
     // finds no lease): an unknown outcome is decided by then, which keeps the search small.
     let mut ended_us: BTreeMap<i64, u64> = BTreeMap::new();
-    for op in history.ops.iter().chain(expiries) {
+    for op in operations.iter().chain(expiries) {
         if matches!(op.kind, OpKind::Revoke | OpKind::Expire)
-            && op.outcome == Outcome::Done
+            && matches!(op.outcome, Outcome::Done | Outcome::Ended)
             && let Some(at) = op.complete_us
         {
             let end = ended_us.entry(op.lease).or_insert(at);
             *end = (*end).min(at);
         }
     }
-    let bounded: Vec<Op> = history
-        .ops
+    let bounded: Vec<Op> = operations
         .iter()
         .chain(expiries)
         .map(|op| {
@@ -162,7 +161,10 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
     let flip = |set: &mut Vec<u64>, op: usize| set[op / 64] ^= 1 << (op % 64);
     while events.first() != events.head() {
         if seen.len() > STATES_MAX {
-            return Err(format!("undecided: more than {STATES_MAX} states explored"));
+            return Err(format!(
+                "undecided: more than {STATES_MAX} states explored; the longest linearized prefix ({} operations) could not pass {:?}",
+                deepest.0, ops[deepest.1]
+            ));
         }
         let event = &events.events[cursor];
         let op = event.op;
@@ -191,6 +193,20 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
                 cursor = events.next[cursor];
             }
             continue;
+        }
+        // The end of an unknown operation's window, and it has not taken effect: it never
+        // does. Deciding that here, rather than at every point of the window, is without
+        // loss (it changes nothing) and keeps the search from branching on it.
+        if ops[op].outcome == Outcome::Unknown {
+            flip(&mut linearized, op);
+            if seen.insert((linearized.clone(), state.clone())) {
+                let before = state.clone();
+                stack.push(Frame { op, before, untried: Vec::new(), greedy: true });
+                events.lift(op);
+                cursor = events.first();
+                continue;
+            }
+            flip(&mut linearized, op);
         }
         // A response whose operation is not linearized yet: undo the last choice.
         if stack.len() >= deepest.0 {

@@ -64,13 +64,12 @@ impl PathState {
         next
     }
 
-    /// The states `op` can lead to from this one (none: it cannot happen here).
+    /// The states `op` can lead to from this one (none: it cannot happen here). For an
+    /// operation whose outcome is unknown, only the states where it took effect: that it
+    /// had none is decided at the end of its window (see `linearizability.rs`).
     pub fn step(&self, op: &Op) -> Vec<PathState> {
         if op.outcome == Outcome::Unknown {
-            // It took effect (as if it had succeeded), or it did not.
-            let mut next = self.succeeded(op);
-            next.push(self.clone());
-            return next;
+            return self.succeeded(op);
         }
         self.known(op).into_iter().collect()
     }
@@ -127,6 +126,7 @@ impl PathState {
                 (alive && !holds_it).then(|| self.clone())
             }
             (OpKind::Revoke | OpKind::Expire, Outcome::Done) => alive.then(|| self.end(lease)),
+            (OpKind::Revoke, Outcome::Ended) => Some(self.end(lease)),
             (OpKind::Get, Outcome::Holders(listed)) => self.matches(listed),
             _ => None,
         }

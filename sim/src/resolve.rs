@@ -1,0 +1,101 @@
+//! Settles the client's ambiguous operations from the applied log before the
+//! linearizability search: a request that timed out either appears in the log (as the
+//! grant, release or revoke it asked for, at the time it was first applied) or never took
+//! effect. The log is trustworthy for this because the other checkers establish it (every
+//! node applied the same log; it loses no acknowledged operation; its grants are fenced and
+//! exclusive). What stays unknown (nothing, in practice) is left to the search.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lockmgr_core::{Event, LeaseEndReason, ReleaseReason, WatchEventKind};
+
+use crate::{
+    checkers::state_machine_safety::LogRecord,
+    history::{History, Op, OpKind, Outcome},
+    workload::path_name,
+};
+
+/// The history's operations with every unknown outcome settled or the operation dropped.
+pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
+    // Per lease: its grants (path, token, when), its releases (token, when), its revoke.
+    let mut grants: BTreeMap<i64, Vec<(String, u64, u64)>> = BTreeMap::new();
+    let mut releases: BTreeMap<(i64, u64), u64> = BTreeMap::new();
+    let mut revoked: BTreeMap<i64, u64> = BTreeMap::new();
+    for record in log.values() {
+        for event in &record.applied.events {
+            match event {
+                Event::Lock(event) => match event.kind {
+                    WatchEventKind::Acquired { .. } => {
+                        let grant =
+                            (event.path.as_str().to_owned(), event.revision, record.applied_us);
+                        grants.entry(event.lease_id.0).or_default().push(grant);
+                    }
+                    WatchEventKind::Released { token, reason: ReleaseReason::Released } => {
+                        releases.insert((event.lease_id.0, token), record.applied_us);
+                    }
+                    _ => {}
+                },
+                Event::LeaseEnded { lease_id, reason: LeaseEndReason::Revoked } => {
+                    revoked.insert(lease_id.0, record.applied_us);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut claimed_tokens: BTreeSet<u64> = history
+        .ops
+        .iter()
+        .filter_map(|op| match op.outcome {
+            Outcome::Granted { token } => Some(token),
+            _ => None,
+        })
+        .collect();
+    let mut claimed_releases: BTreeSet<(i64, u64)> = history
+        .ops
+        .iter()
+        .filter_map(|op| match (&op.kind, &op.outcome) {
+            (OpKind::Unlock { token }, Outcome::Done) => Some((op.lease, *token)),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = Vec::with_capacity(history.ops.len());
+    for op in &history.ops {
+        if op.outcome != Outcome::Unknown {
+            resolved.push(op.clone());
+            continue;
+        }
+        let settled = match op.kind {
+            OpKind::Lock { .. } => {
+                let path = path_name(op.path);
+                grants
+                    .get(&op.lease)
+                    .and_then(|grants| {
+                        grants.iter().find(|(granted_path, token, at_us)| {
+                            *granted_path == path
+                                && *at_us >= op.invoke_us
+                                && !claimed_tokens.contains(token)
+                        })
+                    })
+                    .map(|(_, token, at_us)| {
+                        claimed_tokens.insert(*token);
+                        (Outcome::Granted { token: *token }, *at_us)
+                    })
+            }
+            OpKind::Unlock { token } => releases
+                .get(&(op.lease, token))
+                .filter(|at_us| **at_us >= op.invoke_us)
+                .filter(|_| claimed_releases.insert((op.lease, token)))
+                .map(|at_us| (Outcome::Done, *at_us)),
+            OpKind::Revoke => revoked
+                .get(&op.lease)
+                .filter(|at_us| **at_us >= op.invoke_us)
+                .map(|at_us| (Outcome::Done, *at_us)),
+            OpKind::Get | OpKind::Expire => None,
+        };
+        // Not in the log: it never took effect, so it is not part of the history.
+        if let Some((outcome, at_us)) = settled {
+            resolved.push(Op { outcome, complete_us: Some(at_us), ..op.clone() });
+        }
+    }
+    resolved
+}
