@@ -94,6 +94,17 @@ async fn promote(ctx: &SharedCtx) -> bool {
         debug!(%error, "leadership not confirmed yet");
         return false;
     }
+    // Entries already in this leader's log may carry an `ExpireLease` decided before it led
+    // (by an earlier leader, or by itself in an earlier life: openraft resumes leading the
+    // same term after a restart without a new entry, so the read-index above does not
+    // cover them). Apply them all before answering any keepalive, or a lease renewed now
+    // could be expired later by that stale decision (found by the simulator).
+    let last_log_index = ctx.raft.metrics().borrow_watched().last_log_index;
+    let applied = ctx.raft.wait(Some(Duration::from_secs(5)));
+    if let Err(error) = applied.applied_index_at_least(last_log_index, "promote").await {
+        debug!(%error, "this leader's log is not applied yet");
+        return false;
+    }
     let now_ms = ctx.clock.now_ms();
     let mut replica = ctx.store.lock();
     let replica = &mut *replica;
