@@ -1,6 +1,9 @@
-//! Raft's persistent and volatile progress never goes back: within one incarnation of a
-//! node its term, vote, commit index and applied index only grow; across a restart the
-//! term and vote (fsynced before any vote is cast) still never go back.
+//! Raft's progress never goes back: within one life of a node its term, vote, commit
+//! index and applied index only grow, and it never grants two votes in one term. Across a
+//! restart the term may legitimately be lower than the last one reported: a vote whose
+//! write was cut by the crash was never acted on (and the disk model says which writes
+//! survive); what a lost vote could break, one leader per term, is checked over the whole
+//! run by `election_safety.rs`.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +40,9 @@ impl RaftProgress {
                 )
             })
         };
+        if last_incarnation != incarnation {
+            return violations;
+        }
         violations.extend(went_back("term", last.term, now.term));
         violations.extend(went_back("vote term", last.vote.0, now.vote.0));
         // Two granted (uncommitted) votes in one term; a vote that turns into the known
@@ -51,10 +57,8 @@ impl RaftProgress {
                 ),
             ));
         }
-        if last_incarnation == incarnation {
-            violations.extend(went_back("commit index", last.committed, now.committed));
-            violations.extend(went_back("applied index", last.applied, now.applied));
-        }
+        violations.extend(went_back("commit index", last.committed, now.committed));
+        violations.extend(went_back("applied index", last.applied, now.applied));
         violations
     }
 }
