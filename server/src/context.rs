@@ -128,13 +128,10 @@ impl Ctx {
             if !matches!(route, Route::NoLeader) {
                 return route;
             }
-            if tokio::time::timeout(
-                deadline.saturating_duration_since(tokio::time::Instant::now()),
-                metrics.changed(),
-            )
-            .await
-            .is_err()
-            {
+            // Time out, or Raft stopped (the channel closed: waiting on it again would spin,
+            // found by the simulator).
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !matches!(tokio::time::timeout(wait, metrics.changed()).await, Ok(Ok(()))) {
                 return Route::NoLeader;
             }
         }

@@ -195,13 +195,9 @@ impl ClusterApi {
             let deadline = tokio::time::Instant::now()
                 + Duration::from_millis(self.ctx.config.server.propose_timeout_ms);
             while metrics.borrow_watched().current_leader != Some(target) {
-                if tokio::time::timeout(
-                    deadline.saturating_duration_since(tokio::time::Instant::now()),
-                    metrics.changed(),
-                )
-                .await
-                .is_err()
-                {
+                let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+                // A closed channel (Raft stopped) ends the wait too, rather than spinning.
+                if !matches!(tokio::time::timeout(wait, metrics.changed()).await, Ok(Ok(()))) {
                     return Err(status::error(
                         Code::Unavailable,
                         ErrorReason::NoLeader,
