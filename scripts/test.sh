@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, the sans-IO check of core, every test of the
-# workspace, and the seeded simulation (200 seeds, regressions, determinism, planted-bug
+# workspace, and the seeded simulation (100 seeds, regressions, determinism, planted-bug
 # self-test). CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,14 +36,14 @@ step "the simulator builds (--cfg madsim, release, own target dir)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo build --locked --release -p lockmgr-sim
 SIM=target/sim/release/lockmgr-sim
 
-step "simulation: 200 seeds (5 nodes, 60 simulated seconds of faults each) and the regression seeds"
-"$SIM" --seeds 0..200 --regressions
+step "simulation: 100 seeds (5 nodes, 60 simulated seconds of faults each) and the regression seeds"
+"$SIM" --seeds 0..100 --regressions
 
 step "simulation: seeds replay byte for byte (each run twice, trace hashes compared)"
 "$SIM" --seeds 1000..1010 --check-determinism
 
 step "simulation self-test: every planted bug is caught within 50 seeds"
-"$SIM" --self-test --self-test-seeds 50
+"$SIM" --self-test --self-test-seeds 50 --nodes 3 --duration 10
 
 echo
 echo "all checks passed"
