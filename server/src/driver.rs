@@ -44,6 +44,14 @@ pub async fn run(
             known_leader = leader;
         }
         if leads && leading_term != Some(term) {
+            // Leading a new term without having been seen to lose the old one (the metrics
+            // channel keeps only the latest value): the old term's lessor must stop first.
+            // Otherwise it renews leases while `promote` waits, and `promote` then resets
+            // those deadlines from the state, shortening leases a client was just promised
+            // (found by the simulator, seed 171).
+            if leading_term.take().is_some() {
+                demote(&ctx);
+            }
             if promote(&ctx).await {
                 leading_term = Some(term);
                 info!(term, node = ctx.node_id, "Became leader");

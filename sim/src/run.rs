@@ -83,7 +83,7 @@ pub fn run(options: RunOptions) -> RunReport {
     };
     violations.extend(fencing::check(log));
     violations.extend(mutual_exclusion::check(log));
-    violations.extend(lease_safety::check(log, &history));
+    violations.extend(lease_safety::check(log, &history, plan.options.verbose));
     violations.extend(lost_ack::check(log, &history));
     violations.extend(fenced_resource::check(log, &history));
     let expiries = expiries(&observations, &history);

@@ -12,9 +12,17 @@ use crate::history::History;
 
 const NAME: &str = "lease-safety";
 
-pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Violation> {
+/// With `dump`, a violating lease's story is printed: its log entries and keepalives.
+pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History, dump: bool) -> Vec<Violation> {
     let mut violations = Vec::new();
+    // Each lease's latest checkpoint so far: (index, applied at, remaining).
+    let mut checkpoints: BTreeMap<i64, (u64, u64, Option<u64>)> = BTreeMap::new();
     for (index, record) in log {
+        for event in &record.applied.events {
+            if let Event::LeaseCheckpointed { lease_id, remaining_ttl_ms } = event {
+                checkpoints.insert(lease_id.0, (*index, record.applied_us, *remaining_ttl_ms));
+            }
+        }
         for event in &record.applied.events {
             let Event::LeaseEnded { lease_id, reason: LeaseEndReason::Expired } = event else {
                 continue;
@@ -22,14 +30,35 @@ pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Violation
             let Some(lease) = history.leases.get(&lease_id.0) else { continue };
             let renewed_us = lease.keepalive_sent_us.iter().copied().max().unwrap_or(0);
             let promised_us = renewed_us.max(lease.grant_invoke_us) + lease.ttl_ms * 1_000;
+            if record.applied_us < promised_us && dump {
+                println!(
+                    "lease {lease_id}: keepalives sent (and acknowledged) at {:?}",
+                    lease.keepalive_sent_us
+                );
+                for (index, record) in log {
+                    let about = record.applied.events.iter().any(|event| match event {
+                        Event::LeaseGranted { lease_id: id, .. }
+                        | Event::LeaseEnded { lease_id: id, .. }
+                        | Event::LeaseCheckpointed { lease_id: id, .. } => id == lease_id,
+                        _ => false,
+                    });
+                    if about {
+                        println!(
+                            "  index {index} applied at {} by node {}: {:?}",
+                            record.applied_us, record.node, record.command
+                        );
+                    }
+                }
+            }
             if record.applied_us < promised_us {
                 violations.push(Violation::new(
                     NAME,
                     format!(
-                        "index {index}: lease {lease_id} (TTL {} ms) expired at {:.3}s, before {:.3}s",
+                        "index {index}: lease {lease_id} (TTL {} ms) expired at {:.3}s, before {:.3}s (last checkpoint: {:?})",
                         lease.ttl_ms,
                         record.applied_us as f64 / 1e6,
-                        promised_us as f64 / 1e6
+                        promised_us as f64 / 1e6,
+                        checkpoints.get(&lease_id.0)
                     ),
                 ));
             }
