@@ -150,6 +150,16 @@ impl Lessor {
                 if let Some(clock) = self.leases.get_mut(lease_id) {
                     clock.checkpointed_ms = *remaining_ttl_ms;
                     clock.checkpoint_in_flight = false;
+                    // A clear commits a renewal that some lessor acknowledged once this
+                    // commit is done, possibly an earlier term's lessor on this very node
+                    // while this one was promoted from a state that still had the
+                    // checkpoint. Its promise (at most now + TTL) must hold here too
+                    // (found by the simulator, seed 171).
+                    let renewed_ms = now_ms + clock.ttl_ms;
+                    let shorter = self.deadlines.deadline(lease_id).is_some_and(|d| d < renewed_ms);
+                    if remaining_ttl_ms.is_none() && !clock.expiring && shorter {
+                        self.deadlines.insert(*lease_id, renewed_ms);
+                    }
                 }
             }
             _ => {}

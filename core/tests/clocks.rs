@@ -209,3 +209,34 @@ fn a_new_leader_rearms_waits_and_lock_delays_with_their_full_time() {
     assert_eq!(sm.0.lock(&path("/y")).unwrap().holders[0].lease_id, b);
     assert!(timers.is_empty(), "the grant at the delay's end disarmed b's wait");
 }
+
+/// Seed 171 of the simulator: a lessor renews a checkpointed lease and its clear is still
+/// in flight when the node is promoted again (a new term) from a state that still has the
+/// checkpoint. When the clear commits, the new lessor must honour the renewal it stands for.
+#[test]
+fn a_clear_committed_after_a_promotion_extends_the_lease_to_a_full_ttl() {
+    let mut sm = Checked::new();
+    let mut lessor = lessor();
+    let mut timers = Timers::default();
+    lessor.promote(0, sm.0.lease_ttls());
+    drive(&mut sm, &mut lessor, &mut timers, 0, Command::GrantLease { ttl_ms: 4_000 });
+    let lease = LeaseId(1);
+    let checkpoint = LeaseCheckpoint { lease_id: lease, remaining_ttl_ms: Some(1_500) };
+    let checkpoints = vec![checkpoint];
+    drive(&mut sm, &mut lessor, &mut timers, 2_500, Command::CheckpointLeases { checkpoints });
+    // The new term's lessor starts from the state: 1.5 s left.
+    lessor.promote(3_000, sm.0.lease_ttls());
+    assert_eq!(lessor.remaining_ms(3_000, lease), Some(1_500));
+    // The old lessor's renewal commits its clear now; its client was promised 4 s.
+    let clear = vec![LeaseCheckpoint { lease_id: lease, remaining_ttl_ms: None }];
+    drive(
+        &mut sm,
+        &mut lessor,
+        &mut timers,
+        3_100,
+        Command::CheckpointLeases { checkpoints: clear },
+    );
+    assert_eq!(lessor.remaining_ms(3_100, lease), Some(4_000));
+    assert!(lessor.poll_expired(7_099).is_empty());
+    assert_eq!(lessor.poll_expired(7_100), vec![lease]);
+}
