@@ -13,7 +13,7 @@ mod types;
 
 pub use disk::{Disk, FjallDisk, KeyValue, Op, Space};
 pub use log_store::LogStore;
-pub use mem_disk::MemDisk;
+pub use mem_disk::{MemDisk, MemSpaces};
 pub use network::{Network, PeerClient};
 pub use raft_service::PeerService;
 pub use runtime::Runtime;

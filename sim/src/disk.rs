@@ -10,16 +10,13 @@
 //! crash.
 
 use std::{
-    collections::BTreeMap,
     io,
     sync::{Mutex, MutexGuard},
 };
 
 use lockmgr_core::planted::{PlantedBug, planted};
-use lockmgr_io::{Disk, KeyValue, Op, Space};
+use lockmgr_io::{Disk, KeyValue, MemSpaces, Op, Space};
 use rand::{RngExt, SeedableRng, rngs::SmallRng};
-
-type Spaces = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// Per-commit fault rates, drawn per seed.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -43,12 +40,26 @@ pub struct DiskStats {
     pub unsynced_dropped: u64,
 }
 
+impl std::iter::Sum for DiskStats {
+    fn sum<I: Iterator<Item = DiskStats>>(stats: I) -> DiskStats {
+        stats.fold(DiskStats::default(), |sum, s| DiskStats {
+            commits: sum.commits + s.commits,
+            lost: sum.lost + s.lost,
+            kept: sum.kept + s.kept,
+            torn: sum.torn + s.torn,
+            fsync_errors: sum.fsync_errors + s.fsync_errors,
+            crashes: sum.crashes + s.crashes,
+            unsynced_dropped: sum.unsynced_dropped + s.unsynced_dropped,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct State {
     /// What survives a crash.
-    durable: Spaces,
+    durable: MemSpaces,
     /// What reads see: `durable` plus acknowledged but unsynced batches (planted bug).
-    cache: Spaces,
+    cache: MemSpaces,
     unsynced: Vec<Vec<Op>>,
     down: bool,
     faults: DiskFaults,
@@ -61,25 +72,12 @@ pub struct SimDisk {
     state: Mutex<State>,
 }
 
-fn apply(spaces: &mut Spaces, ops: &[Op]) {
-    for op in ops {
-        match op {
-            Op::Put(space, key, value) => {
-                spaces.entry(*space).or_default().insert(key.clone(), value.clone());
-            }
-            Op::Delete(space, key) => {
-                spaces.entry(*space).or_default().remove(key);
-            }
-        }
-    }
-}
-
 impl SimDisk {
     pub fn new(seed: u64, faults: DiskFaults) -> SimDisk {
         SimDisk {
             state: Mutex::new(State {
-                durable: Spaces::new(),
-                cache: Spaces::new(),
+                durable: MemSpaces::default(),
+                cache: MemSpaces::default(),
                 unsynced: Vec::new(),
                 down: false,
                 faults,
@@ -125,7 +123,7 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     fn get(&self, space: Space, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.state().cache.get(&space).and_then(|s| s.get(key).cloned()))
+        Ok(self.state().cache.get(space, key))
     }
 
     fn scan(
@@ -135,24 +133,11 @@ impl Disk for SimDisk {
         end: Option<&[u8]>,
         limit: usize,
     ) -> io::Result<Vec<KeyValue>> {
-        let state = self.state();
-        let Some(entries) = state.cache.get(&space) else { return Ok(Vec::new()) };
-        let in_range = |key: &Vec<u8>| end.is_none_or(|end| key.as_slice() < end);
-        Ok(entries
-            .range(start.to_vec()..)
-            .take_while(|(key, _)| in_range(key))
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self.state().cache.scan(space, start, end, limit))
     }
 
     fn last(&self, space: Space) -> io::Result<Option<KeyValue>> {
-        Ok(self
-            .state()
-            .cache
-            .get(&space)
-            .and_then(|s| s.last_key_value())
-            .map(|(k, v)| (k.clone(), v.clone())))
+        Ok(self.state().cache.last(space))
     }
 
     fn commit(&self, ops: Vec<Op>) -> io::Result<()> {
@@ -168,7 +153,7 @@ impl Disk for SimDisk {
                 0 => state.stats.lost += 1,
                 1 => {
                     state.stats.kept += 1;
-                    apply(&mut state.durable, &ops);
+                    state.durable.apply(&ops);
                 }
                 // Torn: the batch's checksum fails at reopen, so it is discarded.
                 _ => state.stats.torn += 1,
@@ -180,17 +165,17 @@ impl Disk for SimDisk {
             state.stats.fsync_errors += 1;
             return Err(io::Error::other("simulated fsync failure"));
         }
-        apply(&mut state.cache, &ops);
+        state.cache.apply(&ops);
         if planted(PlantedBug::AckBeforeFsync) {
             // The bug: acknowledged now, durable only at the next periodic flush.
             state.unsynced.push(ops);
             if state.unsynced.len() >= 64 {
                 for batch in std::mem::take(&mut state.unsynced) {
-                    apply(&mut state.durable, &batch);
+                    state.durable.apply(&batch);
                 }
             }
         } else {
-            apply(&mut state.durable, &ops);
+            state.durable.apply(&ops);
         }
         Ok(())
     }
