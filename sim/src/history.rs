@@ -66,6 +66,15 @@ pub struct LeaseRecord {
     pub keepalive_sent_us: Vec<u64>,
 }
 
+impl LeaseRecord {
+    /// The earliest the lease may expire: its TTL after the last acknowledged keepalive
+    /// was sent (the leader reset the deadline after that) or after it was asked for.
+    pub fn promised_us(&self) -> u64 {
+        let renewed_us = self.keepalive_sent_us.iter().copied().max().unwrap_or(0);
+        renewed_us.max(self.grant_invoke_us) + self.ttl_ms * 1_000
+    }
+}
+
 /// A write the fenced resource accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Write {

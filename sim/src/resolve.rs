@@ -3,7 +3,7 @@
 //! grant, release or revoke it asked for, at the time it was first applied) or never took
 //! effect. The log is trustworthy for this because the other checkers establish it (every
 //! node applied the same log; it loses no acknowledged operation; its grants are fenced and
-//! exclusive). What stays unknown (nothing, in practice) is left to the search.
+//! exclusive). Every unknown operation is settled or dropped: the search sees none.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -146,19 +146,7 @@ async fn simulate(options: RunOptions) -> Recorded {
     let history = std::mem::take(
         &mut *shared.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let disk = cluster.nodes.iter().map(|node| node.disk.stats()).fold(
-        DiskStats::default(),
-        |mut sum, stats| {
-            sum.commits += stats.commits;
-            sum.lost += stats.lost;
-            sum.kept += stats.kept;
-            sum.torn += stats.torn;
-            sum.fsync_errors += stats.fsync_errors;
-            sum.crashes += stats.crashes;
-            sum.unsynced_dropped += stats.unsynced_dropped;
-            sum
-        },
-    );
+    let disk = cluster.nodes.iter().map(|node| node.disk.stats()).sum();
     let observations = std::mem::take(&mut *observer.lock());
     let faults_injected = nemesis.injected;
     drop(nemesis);
@@ -177,8 +165,7 @@ fn expiries(observations: &Observations, history: &History) -> Vec<Op> {
             let Some(lease) = history.leases.get(&lease_id.0) else { continue };
             // Not before the deadline a client was promised (lease safety checks that
             // separately), not after its first application.
-            let renewed_us = lease.keepalive_sent_us.iter().copied().max().unwrap_or(0);
-            let promised_us = renewed_us.max(lease.grant_invoke_us) + lease.ttl_ms * 1_000;
+            let promised_us = lease.promised_us();
             expiries.push(Op {
                 client: usize::MAX,
                 path: lease.path,

@@ -194,11 +194,6 @@ struct Session<'a> {
     ttl_ms: u64,
 }
 
-/// A retry that finds the lease gone cannot tell whether an earlier attempt took effect.
-fn settle(outcome: Outcome, attempt: u32) -> Outcome {
-    if attempt > 0 && outcome == Outcome::LeaseGone { Outcome::Unknown } else { outcome }
-}
-
 impl Session<'_> {
     fn next_request_id(&mut self) -> u64 {
         self.request_id += 1;
@@ -209,6 +204,32 @@ impl Session<'_> {
     fn retries(&self) -> u32 {
         let attempt_ms = CALL_TIMEOUT.as_millis() as u64;
         (self.ttl_ms * 2 / attempt_ms).max(2) as u32
+    }
+
+    /// Runs `attempt` against a random member until its outcome is definite, at most
+    /// `attempts` times. A retry that finds the lease gone cannot tell whether an earlier
+    /// attempt took effect: it answers `gone_on_retry`.
+    async fn until_definite<F, Fut>(
+        &mut self,
+        attempts: u32,
+        gone_on_retry: Outcome,
+        mut attempt: F,
+    ) -> Outcome
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let mut outcome = Outcome::Unknown;
+        for n in 0..attempts {
+            outcome = attempt(self.shared.channel(self.rng)).await;
+            if n > 0 && outcome == Outcome::LeaseGone {
+                outcome = gone_on_retry.clone();
+            }
+            if outcome != Outcome::Unknown {
+                break;
+            }
+        }
+        outcome
     }
 
     fn record(&self, kind: OpKind, outcome: Outcome, invoke_us: u64) {
@@ -301,21 +322,21 @@ impl Session<'_> {
         // A try-lock is retried until it has a definite answer (a blocking one is not:
         // its retry would queue again if the first attempt's wait ended).
         let attempts = if wait_timeout_ms == 0 { self.retries() } else { 1 };
-        let mut outcome = Outcome::Unknown;
-        for attempt in 0..attempts {
-            let mut locks = self.locks();
-            outcome = match call_within(timeout, locks.lock(request.clone())).await {
-                Ok(response) if response.acquired => {
-                    Outcome::Granted { token: response.fencing_token }
+        let outcome = self
+            .until_definite(attempts, Outcome::Unknown, |channel| {
+                let request = request.clone();
+                async move {
+                    let mut locks = LockServiceClient::new(channel);
+                    match call_within(timeout, locks.lock(request)).await {
+                        Ok(response) if response.acquired => {
+                            Outcome::Granted { token: response.fencing_token }
+                        }
+                        Ok(_) => Outcome::Busy,
+                        Err(outcome) => outcome,
+                    }
                 }
-                Ok(_) => Outcome::Busy,
-                Err(outcome) => outcome,
-            };
-            outcome = settle(outcome, attempt);
-            if outcome != Outcome::Unknown {
-                break;
-            }
-        }
+            })
+            .await;
         self.record(OpKind::Lock { mode, wait: wait_timeout_ms > 0 }, outcome.clone(), invoke_us);
         outcome
     }
@@ -328,18 +349,17 @@ impl Session<'_> {
             request_id: self.next_request_id(),
         };
         let invoke_us = now_us();
-        let mut outcome = Outcome::Unknown;
-        for attempt in 0..self.retries() {
-            let mut locks = self.locks();
-            outcome = match call(locks.unlock(request.clone())).await {
-                Ok(_) => Outcome::Done,
-                Err(outcome) => outcome,
-            };
-            outcome = settle(outcome, attempt);
-            if outcome != Outcome::Unknown {
-                break;
-            }
-        }
+        let outcome = self
+            .until_definite(self.retries(), Outcome::Unknown, |channel| {
+                let request = request.clone();
+                async move {
+                    match call(LockServiceClient::new(channel).unlock(request)).await {
+                        Ok(_) => Outcome::Done,
+                        Err(outcome) => outcome,
+                    }
+                }
+            })
+            .await;
         self.record(OpKind::Unlock { token }, outcome.clone(), invoke_us);
         outcome
     }
@@ -385,19 +405,18 @@ impl Session<'_> {
     /// gone (if an earlier attempt may have revoked it: `Ended`).
     async fn revoke(&mut self) {
         let invoke_us = now_us();
-        let mut outcome = Outcome::Unknown;
-        for attempt in 0..self.retries() {
-            let mut leases = LeaseServiceClient::new(self.shared.channel(self.rng));
-            let request = LeaseRevokeRequest { lease_id: self.lease };
-            outcome = match call(leases.revoke(request)).await {
-                Ok(_) => Outcome::Done,
-                Err(Outcome::LeaseGone) if attempt > 0 => Outcome::Ended,
-                Err(outcome) => outcome,
-            };
-            if outcome != Outcome::Unknown {
-                break;
-            }
-        }
+        let request = LeaseRevokeRequest { lease_id: self.lease };
+        let outcome = self
+            .until_definite(self.retries(), Outcome::Ended, |channel| {
+                let request = request.clone();
+                async move {
+                    match call(LeaseServiceClient::new(channel).revoke(request)).await {
+                        Ok(_) => Outcome::Done,
+                        Err(outcome) => outcome,
+                    }
+                }
+            })
+            .await;
         self.record(OpKind::Revoke, outcome, invoke_us);
     }
 }

@@ -28,8 +28,7 @@ pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History, dump: bool) -> V
                 continue;
             };
             let Some(lease) = history.leases.get(&lease_id.0) else { continue };
-            let renewed_us = lease.keepalive_sent_us.iter().copied().max().unwrap_or(0);
-            let promised_us = renewed_us.max(lease.grant_invoke_us) + lease.ttl_ms * 1_000;
+            let promised_us = lease.promised_us();
             if record.applied_us < promised_us && dump {
                 println!(
                     "lease {lease_id}: keepalives sent (and acknowledged) at {:?}",

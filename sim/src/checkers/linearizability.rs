@@ -2,14 +2,15 @@
 //! Wing-Gong-Lowe search (as in Lowe's "Testing for linearizability" and porcupine): walk
 //! the invocations in time order, linearize an operation whose invocation is at the front
 //! when the model allows it, backtrack at the first response that cannot be passed, and
-//! remember every (linearized set, state) pair already explored. An operation whose
-//! outcome is unknown may take effect any time in its window, or never. A search
-//! that exceeds its budget is undecided, and fails the run like a violation.
+//! remember every (linearized set, state) pair already explored. Operations whose outcome
+//! the client never learned were settled from the applied log first (`resolve.rs`), so
+//! every operation here has a window and an outcome. A search that exceeds its budget is
+//! undecided, and fails the run like a violation.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Violation, lock_model::PathState};
-use crate::history::{Op, OpKind, Outcome};
+use crate::history::Op;
 
 const NAME: &str = "linearizability";
 
@@ -18,31 +19,8 @@ pub const STATES_MAX: usize = 2_000_000;
 
 /// With `dump`, a failing path's history is printed, in invocation order.
 pub fn check(operations: &[Op], expiries: &[Op], dump: bool) -> Vec<Violation> {
-    // Once a lease has ended, nothing it asked for can still take effect (a late request
-    // finds no lease): an unknown outcome is decided by then, which keeps the search small.
-    let mut ended_us: BTreeMap<i64, u64> = BTreeMap::new();
-    for op in operations.iter().chain(expiries) {
-        if matches!(op.kind, OpKind::Revoke | OpKind::Expire)
-            && matches!(op.outcome, Outcome::Done | Outcome::Ended)
-            && let Some(at) = op.complete_us
-        {
-            let end = ended_us.entry(op.lease).or_insert(at);
-            *end = (*end).min(at);
-        }
-    }
-    let bounded: Vec<Op> = operations
-        .iter()
-        .chain(expiries)
-        .map(|op| {
-            let mut op = op.clone();
-            if op.complete_us.is_none() {
-                op.complete_us = ended_us.get(&op.lease).map(|end| (*end).max(op.invoke_us));
-            }
-            op
-        })
-        .collect();
     let mut per_path: BTreeMap<usize, Vec<&Op>> = BTreeMap::new();
-    for op in &bounded {
+    for op in operations.iter().chain(expiries) {
         per_path.entry(op.path).or_default().push(op);
     }
     per_path
@@ -84,7 +62,8 @@ impl Events {
         let mut order: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
         for (i, op) in ops.iter().enumerate() {
             order.push((op.invoke_us, false, i));
-            order.push((op.complete_us.unwrap_or(u64::MAX), true, i));
+            let complete_us = op.complete_us.expect("resolved operations have completed");
+            order.push((complete_us, true, i));
         }
         // Calls sort before returns at the same instant: such operations overlap.
         order.sort_unstable();
@@ -143,8 +122,6 @@ impl Events {
 struct Frame {
     op: usize,
     before: PathState,
-    /// Other states the operation could have led to, not yet tried.
-    untried: Vec<PathState>,
     /// Taken where first allowed, without loss of generality: never retried later.
     greedy: bool,
 }
@@ -169,82 +146,46 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
         let event = &events.events[cursor];
         let op = event.op;
         if event.call {
-            let mut untried = state.step(ops[op]);
             // An operation that leaves the state as it is, taken where it is allowed, can
             // be taken first without loss: nothing after it sees a difference. So when
             // the search backs up past it, it never tries it later (Lowe's observation for
             // reads; here also busy try-locks, time-outs, refusals).
-            let greedy =
-                ops[op].outcome != Outcome::Unknown && untried.len() == 1 && untried[0] == state;
+            let next = state.step(ops[op]);
+            let greedy = next.as_ref() == Some(&state);
             flip(&mut linearized, op);
-            let mut advanced = false;
-            while let Some(next) = untried.pop() {
-                if greedy || seen.insert((linearized.clone(), next.clone())) {
+            match next {
+                Some(next) if greedy || seen.insert((linearized.clone(), next.clone())) => {
                     let before = std::mem::replace(&mut state, next);
-                    stack.push(Frame { op, before, untried, greedy });
+                    stack.push(Frame { op, before, greedy });
                     events.lift(op);
                     cursor = events.first();
-                    advanced = true;
-                    break;
                 }
-            }
-            if !advanced {
-                flip(&mut linearized, op);
-                cursor = events.next[cursor];
+                _ => {
+                    flip(&mut linearized, op);
+                    cursor = events.next[cursor];
+                }
             }
             continue;
         }
-        // The end of an unknown operation's window, and it has not taken effect: it never
-        // does. Deciding that here, rather than at every point of the window, is without
-        // loss (it changes nothing) and keeps the search from branching on it.
-        if ops[op].outcome == Outcome::Unknown {
-            flip(&mut linearized, op);
-            if seen.insert((linearized.clone(), state.clone())) {
-                let before = state.clone();
-                stack.push(Frame { op, before, untried: Vec::new(), greedy: true });
-                events.lift(op);
-                cursor = events.first();
-                continue;
-            }
-            flip(&mut linearized, op);
-        }
-        // A response whose operation is not linearized yet: undo the last choice.
+        // A response whose operation is not linearized yet: undo the last choice, and any
+        // greedy ones above it, then try the undone operation later.
         if stack.len() >= deepest.0 {
             deepest = (stack.len(), op);
         }
         loop {
-            let Some(mut frame) = stack.pop() else {
+            let Some(frame) = stack.pop() else {
                 return Err(format!(
                     "not linearizable; the longest linearized prefix ({} operations) cannot pass {:?}",
                     deepest.0, ops[deepest.1]
                 ));
             };
             events.unlift(frame.op);
-            if frame.greedy {
-                flip(&mut linearized, frame.op);
-                continue;
+            flip(&mut linearized, frame.op);
+            state = frame.before;
+            if !frame.greedy {
+                cursor = events.next[events.at[frame.op].0];
+                break;
             }
-            let mut retry = None;
-            while let Some(next) = frame.untried.pop() {
-                if seen.insert((linearized.clone(), next.clone())) {
-                    retry = Some(next);
-                    break;
-                }
-            }
-            match retry {
-                Some(next) => {
-                    state = next;
-                    events.lift(frame.op);
-                    cursor = events.first();
-                    stack.push(frame);
-                }
-                None => {
-                    flip(&mut linearized, frame.op);
-                    cursor = events.next[events.at[frame.op].0];
-                    state = frame.before;
-                }
-            }
-            break;
         }
     }
     Ok(())

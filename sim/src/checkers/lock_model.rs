@@ -64,31 +64,10 @@ impl PathState {
         next
     }
 
-    /// The states `op` can lead to from this one (none: it cannot happen here). For an
-    /// operation whose outcome is unknown, only the states where it took effect: that it
-    /// had none is decided at the end of its window (see `linearizability.rs`).
-    pub fn step(&self, op: &Op) -> Vec<PathState> {
-        if op.outcome == Outcome::Unknown {
-            return self.succeeded(op);
-        }
-        self.known(op).into_iter().collect()
-    }
-
-    fn succeeded(&self, op: &Op) -> Vec<PathState> {
-        let lease = op.lease;
-        match op.kind {
-            OpKind::Lock { mode, .. } if self.alive(lease) && self.held_by(lease).is_none() => {
-                self.compatible(mode).then(|| self.grant(lease, mode, None)).into_iter().collect()
-            }
-            OpKind::Unlock { token } => match self.held_by(lease) {
-                Some(at) if self.holders[at].2.is_none_or(|held| held == token) => {
-                    vec![self.release(at)]
-                }
-                _ => Vec::new(),
-            },
-            OpKind::Revoke if self.alive(lease) => vec![self.end(lease)],
-            _ => Vec::new(),
-        }
+    /// The state `op` leads to from this one (none: it cannot happen here). Operations
+    /// with an unknown outcome were settled from the applied log before (`resolve.rs`).
+    pub fn step(&self, op: &Op) -> Option<PathState> {
+        self.known(op)
     }
 
     fn known(&self, op: &Op) -> Option<PathState> {
