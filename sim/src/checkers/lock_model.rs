@@ -25,7 +25,7 @@ impl PathState {
         self.ended.binary_search(&lease).is_err()
     }
 
-    fn held_by(&self, lease: i64) -> Option<usize> {
+    pub fn held_by(&self, lease: i64) -> Option<usize> {
         self.holders.iter().position(|(holder, ..)| *holder == lease)
     }
 
