@@ -36,6 +36,11 @@ pub struct LessorConfig {
     /// After `poll_expired` returns a lease, it is returned again after this long if it
     /// still exists (the `ExpireLease` proposal was lost).
     pub expire_retry_ms: u64,
+    /// How fast, in parts per million, any node's clock may run against real time. A
+    /// lessor holds every lease this much longer than its TTL on its own clock, so that a
+    /// fast clock (or a slow one before a failover) never frees a lock before the TTL
+    /// has passed in real time. 0 trusts the clocks exactly.
+    pub clock_drift_max_ppm: u64,
 }
 
 impl Default for LessorConfig {
@@ -45,7 +50,15 @@ impl Default for LessorConfig {
             checkpoint_batch_max: 10_000,
             expire_batch_max: 1_000,
             expire_retry_ms: 1_000,
+            clock_drift_max_ppm: 0,
         }
+    }
+}
+
+impl LessorConfig {
+    /// How long, on a lessor's clock, a lease with `ttl_ms` is held after a renewal.
+    fn hold_ms(&self, ttl_ms: u64) -> u64 {
+        ttl_ms + (ttl_ms * self.clock_drift_max_ppm).div_ceil(1_000_000)
     }
 }
 
@@ -114,7 +127,8 @@ impl Lessor {
                 expiring: false,
             };
             self.leases.insert(lease_id, clock);
-            self.deadlines.insert(lease_id, now_ms + checkpointed_ms.unwrap_or(ttl_ms));
+            let hold_ms = checkpointed_ms.unwrap_or(self.config.hold_ms(ttl_ms));
+            self.deadlines.insert(lease_id, now_ms + hold_ms);
         }
         self.next_checkpoint_ms = now_ms + self.config.checkpoint_interval_ms;
     }
@@ -140,7 +154,7 @@ impl Lessor {
                     expiring: false,
                 };
                 self.leases.insert(*lease_id, clock);
-                self.deadlines.insert(*lease_id, now_ms + ttl_ms);
+                self.deadlines.insert(*lease_id, now_ms + self.config.hold_ms(*ttl_ms));
             }
             Event::LeaseEnded { lease_id, .. } => {
                 self.leases.remove(lease_id);
@@ -155,7 +169,7 @@ impl Lessor {
                     // while this one was promoted from a state that still had the
                     // checkpoint. Its promise (at most now + TTL) must hold here too
                     // (found by the simulator, seed 171).
-                    let renewed_ms = now_ms + clock.ttl_ms;
+                    let renewed_ms = now_ms + self.config.hold_ms(clock.ttl_ms);
                     let shorter = self.deadlines.deadline(lease_id).is_some_and(|d| d < renewed_ms);
                     if remaining_ttl_ms.is_none() && !clock.expiring && shorter {
                         self.deadlines.insert(*lease_id, renewed_ms);
@@ -180,12 +194,12 @@ impl Lessor {
         if clock.expiring || deadline_ms <= now_ms {
             return Err(KeepAliveError::Expired(lease_id));
         }
-        let ttl_ms = if crate::planted::planted(crate::planted::PlantedBug::ExpireEarly) {
+        let hold_ms = if crate::planted::planted(crate::planted::PlantedBug::ExpireEarly) {
             clock.ttl_ms / 2
         } else {
-            clock.ttl_ms
+            self.config.hold_ms(clock.ttl_ms)
         };
-        self.deadlines.insert(lease_id, now_ms + ttl_ms);
+        self.deadlines.insert(lease_id, now_ms + hold_ms);
         let needs_checkpoint_clear = clock.checkpointed_ms.is_some() || clock.checkpoint_in_flight;
         Ok(Renewal { ttl_ms: clock.ttl_ms, needs_checkpoint_clear })
     }
@@ -219,7 +233,7 @@ impl Lessor {
             let deadline_ms =
                 self.deadlines.deadline(lease_id).expect("every lease has a deadline");
             let remaining_ms = deadline_ms.saturating_sub(now_ms);
-            let lapsing = remaining_ms < clock.ttl_ms / 2;
+            let lapsing = remaining_ms < self.config.hold_ms(clock.ttl_ms) / 2;
             let moved = clock.checkpointed_ms.is_none_or(|ms| ms >= remaining_ms + interval_ms);
             if lapsing && moved && !clock.expiring {
                 clock.checkpoint_in_flight = true;
@@ -245,11 +259,14 @@ impl Lessor {
         }
     }
 
-    /// The lease's remaining TTL on this leader's clock.
+    /// The lease's remaining TTL, as promised to clients: the time left on this leader's
+    /// clock less the drift allowance.
     pub fn remaining_ms(&self, now_ms: u64, lease_id: LeaseId) -> Option<u64> {
         let deadline_ms = self.deadlines.deadline(&lease_id)?;
         let expiring = self.leases.get(&lease_id).is_some_and(|clock| clock.expiring);
-        Some(if expiring { 0 } else { deadline_ms.saturating_sub(now_ms) })
+        let left_ms = deadline_ms.saturating_sub(now_ms);
+        let promised_ms = left_ms * 1_000_000 / (1_000_000 + self.config.clock_drift_max_ppm);
+        Some(if expiring { 0 } else { promised_ms })
     }
 
     pub fn lease_count(&self) -> usize {

@@ -15,6 +15,7 @@ fn lessor() -> Lessor {
         checkpoint_batch_max: 100,
         expire_batch_max: 100,
         expire_retry_ms: 500,
+        clock_drift_max_ppm: 0,
     })
 }
 
@@ -55,6 +56,29 @@ fn a_lease_expires_at_its_ttl_after_the_last_keepalive_and_not_before() {
     drive(&mut sm, &mut lessor, &mut timers, 5_600, Command::ExpireLease { lease_id: lease });
     assert!(lessor.poll_expired(100_000).is_empty());
     assert_eq!(lessor.handle_keepalive(5_700, lease), Err(KeepAliveError::NotFound(lease)));
+}
+
+#[test]
+fn a_drift_allowance_holds_leases_longer_on_the_leaders_clock_and_promises_no_more() {
+    let mut sm = Checked::new();
+    // 1% drift: a leader whose clock runs 1% fast still frees the lock only after the TTL.
+    let mut lessor =
+        Lessor::new(LessorConfig { clock_drift_max_ppm: 10_000, ..LessorConfig::default() });
+    let mut timers = Timers::default();
+    lessor.promote(0, sm.0.lease_ttls());
+    drive(&mut sm, &mut lessor, &mut timers, 0, Command::GrantLease { ttl_ms: 10_000 });
+    let lease = LeaseId(1);
+    assert!(lessor.poll_expired(10_099).is_empty());
+    assert_eq!(lessor.handle_keepalive(10_000, lease).map(|r| r.ttl_ms), Ok(10_000));
+    assert_eq!(lessor.remaining_ms(10_000, lease), Some(10_000), "clients are promised the TTL");
+    assert!(lessor.poll_expired(20_099).is_empty());
+    assert_eq!(lessor.poll_expired(20_100), vec![lease]);
+    // A new leader holds unchecked leases for the TTL plus the allowance too.
+    let mut next =
+        Lessor::new(LessorConfig { clock_drift_max_ppm: 10_000, ..LessorConfig::default() });
+    next.promote(50_000, sm.0.lease_ttls());
+    assert!(next.poll_expired(60_099).is_empty());
+    assert_eq!(next.poll_expired(60_100), vec![lease]);
 }
 
 #[test]

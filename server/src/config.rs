@@ -96,6 +96,9 @@ pub struct ServiceSettings {
     pub watch_buffer_events: usize,
     /// Lease expiry and wait time-outs are checkpointed this often.
     pub lease_checkpoint_interval_ms: u64,
+    /// How fast (parts per million) a node's clock may run against real time: the leader
+    /// holds each lease this much longer than its TTL, so no lock is freed early.
+    pub clock_drift_max_ppm: u64,
     /// How long a proposal may wait for a leader before `UNAVAILABLE`.
     pub propose_timeout_ms: u64,
     /// A blocking `Lock` answers `DEADLINE_EXCEEDED` at most this long after its wait
@@ -148,6 +151,7 @@ impl Default for ServiceSettings {
             watch_history_events: 100_000,
             watch_buffer_events: 4_096,
             lease_checkpoint_interval_ms: 1_000,
+            clock_drift_max_ppm: 10_000,
             propose_timeout_ms: 5_000,
             wait_grace_ms: 2_000,
         }
@@ -254,6 +258,12 @@ impl ServerConfig {
         {
             return invalid("server.watch_*", "watch limits must be at least 1");
         }
+        if server.clock_drift_max_ppm > 100_000 {
+            return invalid(
+                "server.clock_drift_max_ppm",
+                "must be at most 100000 (10%); a clock that drifts more needs fixing, not a longer lease",
+            );
+        }
         if self.join && !self.initial_cluster.is_empty() {
             return invalid(
                 "join",
@@ -314,5 +324,8 @@ mod tests {
         let mut config = ServerConfig::default();
         config.limits.lease_ttl_ms_min = 1_000;
         assert_eq!(named(config), "limits.lease_ttl_ms_min");
+        let mut config = ServerConfig::default();
+        config.server.clock_drift_max_ppm = 200_000;
+        assert_eq!(named(config), "server.clock_drift_max_ppm");
     }
 }

@@ -76,6 +76,7 @@ fn effects(
     let lessor = Lessor::new(LessorConfig {
         checkpoint_interval_ms: config.server.lease_checkpoint_interval_ms,
         checkpoint_batch_max: config.limits.checkpoint_batch_max,
+        clock_drift_max_ppm: config.server.clock_drift_max_ppm,
         ..LessorConfig::default()
     });
     let hub = WatchHub::new(config.server.watch_history_events, config.server.watch_buffer_events);
@@ -92,17 +93,18 @@ pub fn open_disk(data_dir: &Path) -> Result<Arc<dyn Disk>, NodeError> {
 
 /// Starts Raft on `disk` and bootstraps the cluster if this is its first start.
 pub async fn start(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<SharedCtx, NodeError> {
-    start_tapped(config, disk, None).await
+    start_tapped(config, disk, None, Clock::new()).await
 }
 
-/// [`start`], showing every applied command to `tap` (the simulator's checkers).
+/// [`start`], showing every applied command to `tap` (the simulator's checkers), with
+/// `clock` as the node's clock (the simulator's drifting ones).
 pub async fn start_tapped(
     config: ServerConfig,
     disk: Arc<dyn Disk>,
     tap: Option<ApplyTap>,
+    clock: Clock,
 ) -> Result<SharedCtx, NodeError> {
     config.validate()?;
-    let clock = Clock::new();
     let wake = Arc::new(Notify::new());
     let settings = &config.metrics;
     let metrics = Arc::new(Metrics::new(settings.path_label_depth, settings.path_label_values_max));

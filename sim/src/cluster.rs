@@ -1,10 +1,17 @@
 //! The simulated cluster: one madsim node per member running the real server (Raft, gRPC,
 //! lessor, driver) on its [`SimDisk`], plus a client node that is never killed (a task on
 //! a killed node dies with it). Member `i` is `10.0.0.i`, clients on 7070, peers on 7071.
+//! The machine in slot `i` first runs node `i`; a replacement runs `i + 10`, then `i + 20`...
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
-use lockmgr_server::{ServerConfig, effects::ApplyTap};
+use lockmgr_server::{ServerConfig, clock::Clock, effects::ApplyTap};
 use madsim::runtime::{Handle, NodeHandle};
 use openraft::async_runtime::WatchReceiver;
 
@@ -13,10 +20,22 @@ use crate::{disk::SimDisk, observe::Observer, plan::Plan};
 pub const CLIENT_PORT: u16 = 7070;
 
 pub struct SimNode {
-    pub id: u64,
+    /// The Raft node id the machine runs now (it changes when the machine is replaced).
+    id: Arc<AtomicU64>,
     pub handle: NodeHandle,
     pub disk: Arc<SimDisk>,
     pub client_address: String,
+}
+
+impl SimNode {
+    pub fn id(&self) -> u64 {
+        self.id.load(Ordering::SeqCst)
+    }
+
+    /// The machine will run `id` from its next start.
+    pub fn replace_id(&self, id: u64) {
+        self.id.store(id, Ordering::SeqCst);
+    }
 }
 
 pub struct Cluster {
@@ -24,24 +43,45 @@ pub struct Cluster {
     pub client: NodeHandle,
 }
 
-fn ip(node: u64) -> IpAddr {
-    format!("10.0.0.{node}").parse().expect("a valid address")
+/// How far apart the node ids of one slot's machines are.
+pub const REPLACEMENT_STEP: u64 = 10;
+
+/// The slot (1..=5) a node id runs in.
+pub fn slot(node: u64) -> u64 {
+    (node - 1) % REPLACEMENT_STEP + 1
 }
 
+fn ip(node: u64) -> IpAddr {
+    format!("10.0.0.{}", slot(node)).parse().expect("a valid address")
+}
+
+pub fn peer_address(node: u64) -> String {
+    format!("{}:7071", ip(node))
+}
+
+pub fn client_address(node: u64) -> String {
+    format!("{}:{CLIENT_PORT}", ip(node))
+}
+
+/// A founding member's configuration, or a replacement's (which joins).
 fn config(plan: &Plan, node: u64) -> ServerConfig {
+    let founder = node <= plan.options.nodes as u64;
     let members = (1..=plan.options.nodes as u64)
-        .map(|id| format!("{id}={}:7071/{}:{CLIENT_PORT}", ip(id), ip(id)))
+        .filter(|_| founder)
+        .map(|id| format!("{id}={}/{}", peer_address(id), client_address(id)))
         .collect();
     let mut config = ServerConfig {
         node_id: node,
-        client_address: format!("{}:{CLIENT_PORT}", ip(node)),
-        peer_address: format!("{}:7071", ip(node)),
+        client_address: client_address(node),
+        peer_address: peer_address(node),
         initial_cluster: members,
+        join: !founder,
         ..ServerConfig::default()
     };
     config.metrics.address = String::new();
     config.raft.snapshot_interval_entries = plan.snapshot_interval_entries;
     config.raft.log_entries_kept_after_snapshot = plan.log_entries_kept_after_snapshot;
+    config.server.clock_drift_max_ppm = plan.clock_drift_ppm;
     config
 }
 
@@ -53,7 +93,12 @@ async fn run_member(config: ServerConfig, disk: Arc<SimDisk>, observer: Observer
     let tap: ApplyTap = Arc::new(move |index, command, applied| {
         tap_observer.applied(node, incarnation, index, command, applied);
     });
-    let ctx = match lockmgr_server::start_tapped(config, disk, Some(tap)).await {
+    // Each life's clock drifts its own way, within the bound the servers absorb.
+    let bound = config.server.clock_drift_max_ppm;
+    let drift_ppm = (madsim::rand::random::<u64>() % (2 * bound + 1)) as i64 - bound as i64;
+    observer.note(format!("node {node} starts, its clock {drift_ppm:+} ppm"));
+    let clock = Clock::drifting(drift_ppm);
+    let ctx = match lockmgr_server::start_tapped(config, disk, Some(tap), clock).await {
         Ok(ctx) => ctx,
         Err(e) => return observer.node_stopped(node, e.to_string()),
     };
@@ -75,22 +120,22 @@ async fn run_member(config: ServerConfig, disk: Arc<SimDisk>, observer: Observer
 impl Cluster {
     pub fn start(handle: &Handle, plan: &Plan, observer: &Observer) -> Cluster {
         let nodes = (1..=plan.options.nodes as u64)
-            .map(|id| {
-                let disk = Arc::new(SimDisk::new(plan.options.seed.wrapping_add(id), plan.disk));
-                let config = config(plan, id);
-                let (member_disk, observer) = (disk.clone(), observer.clone());
+            .map(|slot| {
+                let disk = Arc::new(SimDisk::new(plan.options.seed.wrapping_add(slot), plan.disk));
+                let id = Arc::new(AtomicU64::new(slot));
+                let (member_disk, member_id, observer) =
+                    (disk.clone(), id.clone(), observer.clone());
+                let plan = plan.clone();
                 let node = handle
                     .create_node()
-                    .name(format!("node-{id}"))
-                    .ip(ip(id))
-                    .init(move || run_member(config.clone(), member_disk.clone(), observer.clone()))
+                    .name(format!("node-{slot}"))
+                    .ip(ip(slot))
+                    .init(move || {
+                        let config = config(&plan, member_id.load(Ordering::SeqCst));
+                        run_member(config, member_disk.clone(), observer.clone())
+                    })
                     .build();
-                SimNode {
-                    id,
-                    handle: node,
-                    disk,
-                    client_address: format!("{}:{CLIENT_PORT}", ip(id)),
-                }
+                SimNode { id, handle: node, disk, client_address: client_address(slot) }
             })
             .collect();
         let client = handle
@@ -101,8 +146,14 @@ impl Cluster {
         Cluster { nodes, client }
     }
 
+    /// The machine running node `id` (or its slot's current node).
     pub fn node(&self, id: u64) -> &SimNode {
-        &self.nodes[id as usize - 1]
+        &self.nodes[slot(id) as usize - 1]
+    }
+
+    /// The node ids the machines run now.
+    pub fn node_ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(SimNode::id).collect()
     }
 
     pub fn addresses(&self) -> Vec<String> {

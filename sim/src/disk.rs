@@ -107,6 +107,15 @@ impl SimDisk {
         state.cache = state.durable.clone();
     }
 
+    /// The disk is replaced by an empty one (a node replaced by a new machine).
+    pub fn wipe(&self) {
+        let mut state = self.state();
+        state.durable = MemSpaces::default();
+        state.cache = MemSpaces::default();
+        state.unsynced.clear();
+        state.down = false;
+    }
+
     /// Faults stop (the healing phase).
     pub fn heal(&self) {
         self.state().faults = DiskFaults::default();

@@ -4,12 +4,16 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use lockmgr_proto::v1::{TransferLeaderRequest, cluster_service_client::ClusterServiceClient};
+use lockmgr_proto::v1::{
+    AddMemberRequest, ListMembersRequest, RemoveMemberRequest, TransferLeaderRequest,
+    cluster_service_client::ClusterServiceClient,
+};
 use madsim::{net::NetSim, runtime::Handle};
 use rand::{RngExt, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
+use tonic::{Code, transport::Channel};
 
 use crate::{
-    cluster::Cluster,
+    cluster::{self, Cluster, REPLACEMENT_STEP},
     now_us,
     observe::Observer,
     plan::{Fault, Plan},
@@ -46,7 +50,62 @@ impl<'a> Nemesis<'a> {
     }
 
     fn node_ids(&self) -> Vec<u64> {
-        self.cluster.nodes.iter().map(|node| node.id).collect()
+        self.cluster.node_ids()
+    }
+
+    /// Runs `call` with an admin client of `node`'s machine, from the clients' machine
+    /// (the nemesis's own has no address); membership changes are forwarded to the leader.
+    async fn admin<T, F>(
+        &self,
+        node: u64,
+        limit: Duration,
+        call: impl FnOnce(ClusterServiceClient<Channel>) -> F + Send + 'static,
+    ) -> Option<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Option<T>> + Send + 'static,
+    {
+        let address = self.cluster.node(node).client_address.clone();
+        let task = self.cluster.client.spawn(async move {
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"));
+            let admin = ClusterServiceClient::new(endpoint.ok()?.connect_lazy());
+            tokio::time::timeout(limit, call(admin)).await.ok()?
+        });
+        task.await.ok()?
+    }
+
+    /// Removes `node` from the cluster through the leader: true once it is gone.
+    async fn remove_member(&self, via: u64, node: u64) -> bool {
+        let remove = move |mut admin: ClusterServiceClient<Channel>| async move {
+            match admin.remove_member(RemoveMemberRequest { node_id: node }).await {
+                Ok(_) => Some(true),
+                Err(status) => Some(status.code() == Code::NotFound),
+            }
+        };
+        self.admin(via, Duration::from_secs(5), remove).await.unwrap_or(false)
+    }
+
+    /// Adds `node` (learner, caught up, then voter) through the leader; true once it is in.
+    async fn add_member(&self, via: u64, node: u64) -> bool {
+        let request = AddMemberRequest {
+            node_id: node,
+            peer_address: cluster::peer_address(node),
+            client_address: cluster::client_address(node),
+            learner_only: false,
+        };
+        let add = move |mut admin: ClusterServiceClient<Channel>| async move {
+            Some(admin.add_member(request).await.is_ok())
+        };
+        self.admin(via, Duration::from_secs(10), add).await.unwrap_or(false)
+    }
+
+    /// Voters and learners as `via` knows them.
+    async fn members(&self, via: u64) -> Option<Vec<(u64, bool)>> {
+        let list = move |mut admin: ClusterServiceClient<Channel>| async move {
+            let members = admin.list_members(ListMembersRequest {}).await.ok()?.into_inner();
+            Some(members.members.iter().map(|m| (m.node_id, m.is_learner)).collect())
+        };
+        self.admin(via, Duration::from_secs(3), list).await
     }
 
     /// Injects faults until `until_us`, reviving failed members along the way.
@@ -183,23 +242,37 @@ impl<'a> Nemesis<'a> {
                 self.held_down.remove(&node);
                 self.observer.note(format!("resume node {node}"));
             }
+            Fault::Replace => {
+                let Some(leader) = self.observer.leader() else { return };
+                let followers: Vec<u64> = nodes.iter().copied().filter(|n| *n != leader).collect();
+                let old = *followers.choose(&mut self.rng).expect("a follower");
+                let new = old + REPLACEMENT_STEP;
+                self.observer.note(format!("replace node {old} with node {new}"));
+                if !self.remove_member(leader, old).await {
+                    // Maybe removed, maybe not: healing puts every machine's node back in.
+                    self.observer.note(format!("removing node {old} failed; replace abandoned"));
+                    return;
+                }
+                self.handle.kill(self.madsim_id(old));
+                self.observer.node_retired(old);
+                let machine = self.cluster.node(old);
+                machine.disk.wipe();
+                machine.replace_id(new);
+                self.handle.restart(self.madsim_id(new));
+                let added = self.add_member(leader, new).await;
+                self.observer.note(format!("node {new} added: {added}"));
+                self.idle(until_us, length).await;
+            }
             Fault::TransferLeader => {
                 let Some(leader) = self.observer.leader() else { return };
                 let target = *nodes.choose(&mut self.rng).expect("nodes");
                 self.observer.note(format!("transfer leadership {leader} -> {target}"));
-                let address = &self.cluster.node(leader).client_address;
-                if let Ok(channel) =
-                    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-                        .map(|endpoint| endpoint.connect_lazy())
-                {
-                    let mut cluster = ClusterServiceClient::new(channel);
+                let transfer = move |mut admin: ClusterServiceClient<Channel>| async move {
                     let request = TransferLeaderRequest { target_node_id: target };
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        cluster.transfer_leader(request),
-                    )
-                    .await;
-                }
+                    Some(admin.transfer_leader(request).await.is_ok())
+                };
+                let moved = self.admin(leader, Duration::from_secs(2), transfer).await;
+                self.observer.note(format!("transfer leadership done: {moved:?}"));
             }
         }
     }
@@ -252,6 +325,35 @@ impl<'a> Nemesis<'a> {
         }
         self.held_down.clear();
         self.revive_failed().await;
+        self.reconcile_members().await;
         self.observer.note("healed".into());
+    }
+
+    /// After healing, every machine's node is a voter again and no retired node is a
+    /// member: replacements that faults cut short are finished here.
+    async fn reconcile_members(&mut self) {
+        let current = self.node_ids();
+        for _attempt in 0..20 {
+            let via = self.observer.leader().unwrap_or(current[0]);
+            let Some(members) = self.members(via).await else {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            };
+            let voter = |node: u64| members.iter().any(|(id, learner)| *id == node && !learner);
+            let missing: Vec<u64> = current.iter().copied().filter(|n| !voter(*n)).collect();
+            let stale: Vec<u64> =
+                members.iter().map(|(id, _)| *id).filter(|id| !current.contains(id)).collect();
+            if missing.is_empty() && stale.is_empty() {
+                return;
+            }
+            self.observer.note(format!("reconcile membership: add {missing:?}, remove {stale:?}"));
+            for node in stale {
+                self.remove_member(via, node).await;
+            }
+            for node in missing {
+                self.add_member(via, node).await;
+            }
+        }
+        self.observer.note("membership not reconciled".into());
     }
 }

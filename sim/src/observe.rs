@@ -75,6 +75,15 @@ impl Observer {
         self.lock().stopped.insert(node, why);
     }
 
+    /// The node was removed from the cluster and its machine replaced: it will not run
+    /// again, and is no member whose progress liveness waits for.
+    pub fn node_retired(&self, node: u64) {
+        self.note(format!("node {node} retired"));
+        let mut observations = self.lock();
+        observations.stopped.remove(&node);
+        observations.latest.remove(&node);
+    }
+
     pub fn applied(
         &self,
         node: u64,

@@ -37,10 +37,13 @@ pub enum Fault {
     /// The node is frozen longer than a lease's TTL, then resumed (a GC pause).
     Pause,
     TransferLeader,
+    /// A follower is removed from the cluster, its machine replaced (empty disk, new node
+    /// id, same address) and the new node added: membership changes under load.
+    Replace,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::PartitionHalves,
         Fault::IsolateLeader,
         Fault::MajoritiesRing,
@@ -50,6 +53,7 @@ impl Fault {
         Fault::KillRestart,
         Fault::Pause,
         Fault::TransferLeader,
+        Fault::Replace,
     ];
 }
 
@@ -71,6 +75,9 @@ pub struct Plan {
     /// Chance that a holder stalls past its lease before writing to the resource.
     pub stall_chance: f64,
     pub stale_unlock_chance: f64,
+    /// Each node life's clock runs up to this many parts per million fast or slow (the
+    /// servers are configured to absorb exactly this much).
+    pub clock_drift_ppm: u64,
 }
 
 impl Plan {
@@ -100,20 +107,22 @@ impl Plan {
             lapse_chance: rng.random_range(0.0..0.3),
             stall_chance: rng.random_range(0.0..0.1),
             stale_unlock_chance: rng.random_range(0.0..0.2),
+            clock_drift_ppm: *[0, 1_000, 10_000, 50_000].choose(&mut rng).expect("bounds"),
         }
     }
 
     pub fn summary(&self) -> String {
         let faults: Vec<String> = self.faults.iter().map(|f| format!("{f:?}")).collect();
         format!(
-            "{} nodes, {} clients on {} paths, faults [{}], power loss/commit {}, fsync errors/commit {}, snapshot every {} entries",
+            "{} nodes, {} clients on {} paths, faults [{}], power loss/commit {}, fsync errors/commit {}, snapshot every {} entries, clock drift up to {} ppm",
             self.options.nodes,
             self.clients,
             self.paths,
             faults.join(" "),
             self.disk.power_loss_per_commit,
             self.disk.fsync_error_per_commit,
-            self.snapshot_interval_entries
+            self.snapshot_interval_entries,
+            self.clock_drift_ppm
         )
     }
 }

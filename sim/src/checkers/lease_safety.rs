@@ -1,7 +1,8 @@
 //! Lease safety: a lease is expired no earlier than its TTL after the last keepalive a
 //! client had acknowledged (measured from when that keepalive was sent, since the leader
-//! reset the deadline after it arrived) or after it was granted. The simulated clocks do
-//! not drift, so the bound is exact.
+//! reset the deadline after it arrived) or after it was granted, in real (simulated) time.
+//! The nodes' clocks drift, but within the bound the servers are configured to absorb
+//! (`clock_drift_max_ppm`), so the bound is exact.
 
 use std::collections::BTreeMap;
 

@@ -153,7 +153,8 @@ fn token_ranks(ops: &[&Op]) -> (Vec<Option<usize>>, usize) {
 /// where first allowed, like a read. Without this, many concurrent revokes and expiries
 /// of idle leases make the search try every subset of them.
 fn lone_ends(ops: &[&Op]) -> Vec<bool> {
-    let window = |op: &Op| (op.invoke_us, op.complete_us.expect("resolved operations have completed"));
+    let window =
+        |op: &Op| (op.invoke_us, op.complete_us.expect("resolved operations have completed"));
     let mut per_lease: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         per_lease.entry(op.lease).or_default().push(i);
@@ -259,7 +260,15 @@ mod tests {
     use super::*;
 
     fn op(lease: i64, kind: OpKind, outcome: Outcome, invoke_us: u64, complete_us: u64) -> Op {
-        Op { client: lease as usize, path: 0, lease, kind, outcome, invoke_us, complete_us: Some(complete_us) }
+        Op {
+            client: lease as usize,
+            path: 0,
+            lease,
+            kind,
+            outcome,
+            invoke_us,
+            complete_us: Some(complete_us),
+        }
     }
 
     fn lock(lease: i64, mode: LockMode, token: u64, at: (u64, u64)) -> Op {
@@ -280,16 +289,12 @@ mod tests {
     #[test]
     fn grants_must_follow_token_order_in_real_time() {
         // The higher token was acknowledged before the lower one was asked for.
-        let history = [
-            lock(1, LockMode::Shared, 20, (0, 5)),
-            lock(2, LockMode::Shared, 10, (6, 8)),
-        ];
+        let history =
+            [lock(1, LockMode::Shared, 20, (0, 5)), lock(2, LockMode::Shared, 10, (6, 8))];
         assert_eq!(check(&history, &[], false).len(), 1);
         // Concurrent, either order of the calls is fine.
-        let history = [
-            lock(1, LockMode::Shared, 20, (0, 8)),
-            lock(2, LockMode::Shared, 10, (1, 7)),
-        ];
+        let history =
+            [lock(1, LockMode::Shared, 20, (0, 8)), lock(2, LockMode::Shared, 10, (1, 7))];
         assert!(check(&history, &[], false).is_empty());
     }
 
