@@ -17,15 +17,19 @@ pub enum PlantedBug {
     TokenReuseAfterRestart,
     /// The disk acknowledges a write before it is durable (the simulated disk's bug).
     AckBeforeFsync,
+    /// The lessor trusts its clock: it holds leases exactly their TTL on its own clock,
+    /// ignoring the configured drift allowance, so a fast leader clock frees locks early.
+    IgnoreClockDrift,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 6] = [
         PlantedBug::UnlockIgnoresToken,
         PlantedBug::GrantExpiredWaiter,
         PlantedBug::ExpireEarly,
         PlantedBug::TokenReuseAfterRestart,
         PlantedBug::AckBeforeFsync,
+        PlantedBug::IgnoreClockDrift,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +39,7 @@ impl PlantedBug {
             PlantedBug::ExpireEarly => "expire-early",
             PlantedBug::TokenReuseAfterRestart => "token-reuse-after-restart",
             PlantedBug::AckBeforeFsync => "ack-before-fsync",
+            PlantedBug::IgnoreClockDrift => "ignore-clock-drift",
         }
     }
 }
