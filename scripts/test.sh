@@ -7,10 +7,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "tools the tests need: promtool (Debian's prometheus package)"
-if ! command -v promtool >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -q prometheus >/dev/null; else sudo apt-get install -y -q prometheus >/dev/null; fi
-fi
+step "tools the tests need: promtool, protoc (etcd-client's build), etcd (the benchmark's peer)"
+need() { # need <command> <Debian package>
+  if ! command -v "$1" >/dev/null; then
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$2" >/dev/null \
+      || { $sudo apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$2" >/dev/null; }
+  fi
+}
+need promtool prometheus
+need protoc protobuf-compiler
+need etcd etcd-server
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -31,6 +38,10 @@ cargo build --locked -p lockmgr-server --bin lockmgr
 step "tests"
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo nextest run --locked --workspace --no-fail-fast
+
+step "benchmark smoke run: every workload, lockmgr and etcd, a second or a few hundred items each"
+cargo build --locked -p lockmgr-bench
+target/debug/lockmgr-bench --seconds 1 --clients 16 --leases 300 --paths 300 --footprint-leases 100
 
 step "the simulator builds (--cfg madsim, release, own target dir)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo build --locked --release -p lockmgr-sim

@@ -57,7 +57,8 @@ pub trait Disk: Send + Sync + 'static {
 }
 
 /// The production disk: one fjall database, one keyspace per [`Space`], every batch
-/// persisted with `PersistMode::SyncAll`.
+/// persisted with `PersistMode::SyncData` (fdatasync: the data and what is needed to
+/// read it back, as etcd's WAL does).
 pub struct FjallDisk {
     db: fjall::Database,
     spaces: [fjall::Keyspace; 3],
@@ -121,7 +122,7 @@ impl Disk for FjallDisk {
     }
 
     fn commit(&self, ops: Vec<Op>) -> io::Result<()> {
-        let mut batch = self.db.batch().durability(Some(fjall::PersistMode::SyncAll));
+        let mut batch = self.db.batch().durability(Some(fjall::PersistMode::SyncData));
         for op in ops {
             match op {
                 Op::Put(space, key, value) => batch.insert(self.space(space), key, value),

@@ -174,8 +174,10 @@ impl Cluster {
             .args(["--data-dir", &member.data_dir.display().to_string()])
             .args(["--client-address", &member.client_address])
             .args(["--peer-address", &member.peer_address])
-            .args(["--metrics-address", &member.metrics_address])
-            .args(["--log", "info,openraft=warn,fjall=warn,lsm_tree=warn"]);
+            .args(["--metrics-address", &member.metrics_address]);
+        if !self.extra_args.iter().any(|arg| arg == "--log") {
+            command.args(["--log", "info,openraft=warn,fjall=warn,lsm_tree=warn"]);
+        }
         if join {
             command.arg("--join");
         } else {

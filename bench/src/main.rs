@@ -1,0 +1,308 @@
+//! `lockmgr-bench`: the same workloads against a lockmgr cluster and an etcd cluster,
+//! both started here on loopback (3 members each, own data dirs, fsync on), with one
+//! markdown table per workload (or JSON) comparing latency, throughput, server CPU and
+//! memory.
+//!
+//! ```sh
+//! apt-get install etcd-server      # etcd 3.4, for the comparison
+//! cargo build --release -p lockmgr-server -p lockmgr-bench
+//! target/release/lockmgr-bench                        # every workload, both systems
+//! target/release/lockmgr-bench --systems lockmgr --seconds 2 --output json
+//! ```
+
+mod etcd;
+mod lockmgr;
+mod procfs;
+mod system;
+mod workloads;
+
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::{
+    etcd::Etcd,
+    lockmgr::Lockmgr,
+    system::{Result, System},
+    workloads::{Cost, Locking, costed},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum SystemName {
+    Lockmgr,
+    Etcd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Workload {
+    /// One client: acquire + release in a loop.
+    Uncontended,
+    /// `--clients` clients, each on its own path.
+    Parallel,
+    /// `--clients` clients on one path: hand-off rate and acquire latency.
+    Contended,
+    /// `--leases` leases granted and all kept alive for `--seconds`.
+    Leases,
+    /// Resident memory after `--paths` distinct paths locked and released, then with
+    /// `--footprint-leases` live leases.
+    Footprint,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Parser, Serialize)]
+#[command(
+    about = "lockmgr and etcd side by side: lock latency, throughput, contention, leases, memory"
+)]
+struct Args {
+    /// Systems to run, in order.
+    #[arg(long, value_delimiter = ',', default_values = ["lockmgr", "etcd"])]
+    systems: Vec<SystemName>,
+    #[arg(long, value_delimiter = ',', default_values = ["uncontended", "parallel", "contended", "leases", "footprint"])]
+    workloads: Vec<Workload>,
+    /// Members per cluster.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Length of each timed workload.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Clients of `parallel` and `contended`.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Leases of the `leases` workload.
+    #[arg(long, default_value_t = 10_000)]
+    leases: usize,
+    /// Their TTL, in seconds.
+    #[arg(long, default_value_t = 30)]
+    lease_ttl_s: u64,
+    /// Distinct paths the `footprint` workload locks and releases.
+    #[arg(long, default_value_t = 100_000)]
+    paths: usize,
+    /// Live leases the `footprint` workload adds.
+    #[arg(long, default_value_t = 10_000)]
+    footprint_leases: usize,
+    /// The etcd server binary.
+    #[arg(long, default_value = "etcd")]
+    etcd_binary: String,
+    #[arg(long, value_enum, default_value = "table")]
+    #[serde(skip)]
+    output: Output,
+}
+
+/// One workload's figures for one system, in display order.
+type Figures = Vec<(String, f64)>;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1_000.0
+}
+
+fn locking_figures(rate_name: &str, run: &Locking, cost: &Cost) -> Figures {
+    vec![
+        (rate_name.into(), run.acquire.len() as f64 / run.elapsed.as_secs_f64()),
+        ("acquire p50 ms".into(), ms(run.acquire.value_at_quantile(0.5))),
+        ("acquire p99 ms".into(), ms(run.acquire.value_at_quantile(0.99))),
+        ("acquire p999 ms".into(), ms(run.acquire.value_at_quantile(0.999))),
+        ("release p99 ms".into(), ms(run.release.value_at_quantile(0.99))),
+        ("errors".into(), run.errors as f64),
+        ("server CPU s (all members)".into(), cost.cpu.as_secs_f64()),
+        ("RSS MiB (largest member)".into(), cost.rss_max as f64 / MIB),
+        ("peak RSS MiB (largest member)".into(), cost.peak_rss_max as f64 / MIB),
+    ]
+}
+
+/// Runs `workload` on a fresh cluster of `system`.
+async fn run_on<S: System>(system: &S, workload: Workload, args: &Args) -> Result<Figures> {
+    let length = Duration::from_secs(args.seconds);
+    Ok(match workload {
+        Workload::Uncontended => {
+            let (run, cost) = costed(
+                system,
+                workloads::locking(system, 1, length, |_| "/bench/uncontended".into()),
+            )
+            .await;
+            locking_figures("lock+unlock /s", &run?, &cost)
+        }
+        Workload::Parallel => {
+            let path = |worker| format!("/bench/parallel/{worker}");
+            let (run, cost) =
+                costed(system, workloads::locking(system, args.clients, length, path)).await;
+            locking_figures("lock+unlock /s", &run?, &cost)
+        }
+        Workload::Contended => {
+            let path = |_| "/bench/contended".to_string();
+            let (run, cost) =
+                costed(system, workloads::locking(system, args.clients, length, path)).await;
+            locking_figures("hand-offs /s", &run?, &cost)
+        }
+        Workload::Leases => {
+            let ttl = Duration::from_secs(args.lease_ttl_s);
+            let (run, cost) =
+                costed(system, workloads::keeping(system, args.leases, ttl, length)).await;
+            let run = run?;
+            vec![
+                ("leases".into(), run.leases as f64),
+                ("granted /s".into(), run.grant_rate),
+                ("keepalives /s".into(), run.keepalive.len() as f64 / run.elapsed.as_secs_f64()),
+                ("keepalive p50 ms".into(), ms(run.keepalive.value_at_quantile(0.5))),
+                ("keepalive p99 ms".into(), ms(run.keepalive.value_at_quantile(0.99))),
+                ("expired wrongly".into(), run.expired_wrongly as f64),
+                ("lapsed (not kept up)".into(), run.lapsed as f64),
+                ("errors".into(), run.errors as f64),
+                ("server CPU s (all members)".into(), cost.cpu.as_secs_f64()),
+                ("RSS MiB (largest member)".into(), cost.rss_max as f64 / MIB),
+                ("peak RSS MiB (largest member)".into(), cost.peak_rss_max as f64 / MIB),
+            ]
+        }
+        Workload::Footprint => {
+            let run = workloads::footprint(system, args.paths, args.footprint_leases).await?;
+            vec![
+                ("RSS MiB idle".into(), run.rss_idle as f64 / MIB),
+                (format!("RSS MiB after {} paths", run.paths), run.rss_after_paths as f64 / MIB),
+                (format!("RSS MiB with {} leases", run.leases), run.rss_with_leases as f64 / MIB),
+                ("peak RSS MiB".into(), run.peak_rss as f64 / MIB),
+            ]
+        }
+    })
+}
+
+async fn run(name: SystemName, workload: Workload, args: &Args) -> Result<Figures> {
+    match name {
+        SystemName::Lockmgr => run_on(&Lockmgr::start(args.nodes).await?, workload, args).await,
+        SystemName::Etcd => {
+            run_on(&Etcd::start(&args.etcd_binary, args.nodes).await?, workload, args).await
+        }
+    }
+}
+
+fn describe(workload: Workload, args: &Args) -> String {
+    match workload {
+        Workload::Uncontended => {
+            format!("1 client, acquire + release in a loop, {} s", args.seconds)
+        }
+        Workload::Parallel => {
+            format!("{} clients, each on its own path, {} s", args.clients, args.seconds)
+        }
+        Workload::Contended => format!("{} clients on one path, {} s", args.clients, args.seconds),
+        Workload::Leases => format!(
+            "{} leases (TTL {} s) kept alive for {} s, one keepalive in flight per worker, 64 workers",
+            args.leases, args.lease_ttl_s, args.seconds
+        ),
+        Workload::Footprint => format!(
+            "{} distinct paths locked and released, then {} live leases",
+            args.paths, args.footprint_leases
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    unix_time: u64,
+    cpus: usize,
+    args: &'a Args,
+    results: BTreeMap<SystemName, BTreeMap<Workload, BTreeMap<String, f64>>>,
+}
+
+fn table(
+    workload: Workload,
+    args: &Args,
+    results: &BTreeMap<(SystemName, Workload), Figures>,
+) -> String {
+    let mut out = format!("### {workload:?}: {}\n\n", describe(workload, args)).to_lowercase();
+    let systems: Vec<SystemName> =
+        args.systems.iter().copied().filter(|s| results.contains_key(&(*s, workload))).collect();
+    let Some(first) = systems.first() else { return out };
+    let names: Vec<&String> = results[&(*first, workload)].iter().map(|(name, _)| name).collect();
+    let header: Vec<String> = systems.iter().map(|s| format!("{s:?}").to_lowercase()).collect();
+    let both = systems.len() == 2;
+    let _ = writeln!(
+        out,
+        "| | {} |{}",
+        header.join(" | "),
+        if both { " lockmgr ÷ etcd |" } else { "" }
+    );
+    let _ =
+        writeln!(out, "|---|{}{}", "---:|".repeat(systems.len()), if both { "---:|" } else { "" });
+    for (row, name) in names.iter().enumerate() {
+        let values: Vec<f64> = systems.iter().map(|s| results[&(*s, workload)][row].1).collect();
+        let cells: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+        let ratio = match values.as_slice() {
+            [a, b] if *b != 0.0 => format!(" {:.2}x |", a / b),
+            [_, _] => " - |".into(),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "| {name} | {} |{ratio}", cells.join(" | "));
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mut results: BTreeMap<(SystemName, Workload), Figures> = BTreeMap::new();
+    let mut failed = false;
+    for &workload in &args.workloads {
+        for &system in &args.systems {
+            eprintln!("running {workload:?} on {system:?}...");
+            match run(system, workload, &args).await {
+                Ok(figures) => {
+                    results.insert((system, workload), figures);
+                }
+                Err(error) => {
+                    eprintln!("{system:?} {workload:?} failed: {error}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    match args.output {
+        Output::Table => {
+            println!(
+                "lockmgr-bench: {} members per cluster on loopback, fsync on, {} CPUs\n",
+                args.nodes,
+                std::thread::available_parallelism().map_or(0, usize::from)
+            );
+            for &workload in &args.workloads {
+                println!("{}", table(workload, &args, &results));
+            }
+        }
+        Output::Json => {
+            let mut nested: BTreeMap<SystemName, BTreeMap<Workload, BTreeMap<String, f64>>> =
+                BTreeMap::new();
+            for ((system, workload), figures) in &results {
+                nested
+                    .entry(*system)
+                    .or_default()
+                    .insert(*workload, figures.iter().cloned().collect());
+            }
+            let report = Report {
+                unix_time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                cpus: std::thread::available_parallelism().map_or(0, usize::from),
+                args: &args,
+                results: nested,
+            };
+            println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+        }
+    }
+    // A lease lost while it was kept alive is a safety failure, not a slow result.
+    let lost = results.get(&(SystemName::Lockmgr, Workload::Leases)).and_then(|figures| {
+        figures.iter().find(|(name, _)| name == "expired wrongly").map(|(_, value)| *value)
+    });
+    if let Some(lost) = lost.filter(|lost| *lost > 0.0) {
+        eprintln!("lockmgr expired {lost} leases that were kept alive");
+        failed = true;
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
