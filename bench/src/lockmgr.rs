@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lockmgr_client::{Client, LockGuard, Session};
+use lockmgr_client::{Client, ClientConfig, LockGuard, Session};
 use lockmgr_proto::v1::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, lease_service_client::LeaseServiceClient,
 };
@@ -45,7 +45,7 @@ impl System for Lockmgr {
     type Conn = LockmgrConn;
 
     async fn connect(&self) -> Result<LockmgrConn> {
-        let client = self.cluster.client();
+        let client = Client::connect(ClientConfig::new(self.cluster.endpoints())).await?;
         let channel = Channel::from_shared(format!("http://{}", self.leader))?.connect().await?;
         Ok(LockmgrConn { client, leases: LeaseServiceClient::new(channel) })
     }

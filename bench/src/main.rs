@@ -156,6 +156,7 @@ async fn run_on<S: System>(system: &S, workload: Workload, args: &Args) -> Resul
                 ("keepalive p99 ms".into(), ms(run.keepalive.value_at_quantile(0.99))),
                 ("expired wrongly".into(), run.expired_wrongly as f64),
                 ("lapsed (not kept up)".into(), run.lapsed as f64),
+                ("not checked (no answer)".into(), run.unchecked as f64),
                 ("errors".into(), run.errors as f64),
                 ("server CPU s (all members)".into(), cost.cpu.as_secs_f64()),
                 ("RSS MiB (largest member)".into(), cost.rss_max as f64 / MIB),

@@ -147,21 +147,27 @@ where
     Ok(results)
 }
 
-/// Grants `count` bare leases: their ids and the grant rate.
+/// Grants `count` bare leases: their ids with when each grant was sent (the earliest its
+/// TTL can have started), and the grant rate.
 pub async fn grant_leases<S: System>(
     system: &S,
     count: usize,
     ttl: Duration,
-) -> Result<(Vec<i64>, f64)> {
+) -> Result<(Vec<(i64, Instant)>, f64)> {
     let started = Instant::now();
     let granted = fan_out(system, vec![ttl; count], grant_one::<S::Conn>).await?;
     let rate = count as f64 / started.elapsed().as_secs_f64();
-    let leases = granted.into_iter().collect::<std::result::Result<Vec<i64>, String>>()?;
+    let leases = granted.into_iter().collect::<std::result::Result<Vec<_>, String>>()?;
     Ok((leases, rate))
 }
 
-fn grant_one<C: Conn>(conn: &mut C, ttl: Duration) -> Boxed<'_, std::result::Result<i64, String>> {
-    Box::pin(async move { conn.grant(ttl).await.map_err(|e| e.to_string()) })
+type Granted = std::result::Result<(i64, Instant), String>;
+
+fn grant_one<C: Conn>(conn: &mut C, ttl: Duration) -> Boxed<'_, Granted> {
+    Box::pin(async move {
+        let sent = Instant::now();
+        conn.grant(ttl).await.map(|lease| (lease, sent)).map_err(|e| e.to_string())
+    })
 }
 
 fn revoke_one<C: Conn>(conn: &mut C, lease: i64) -> Boxed<'_, bool> {
@@ -169,11 +175,20 @@ fn revoke_one<C: Conn>(conn: &mut C, lease: i64) -> Boxed<'_, bool> {
 }
 
 /// Whether the lease lives, with what the workload knew of it.
-fn check_one<C: Conn>(
-    conn: &mut C,
-    lease: (i64, Option<Instant>),
-) -> Boxed<'_, (bool, Option<Instant>)> {
-    Box::pin(async move { (conn.alive(lease.0).await.unwrap_or(false), lease.1) })
+/// Whether the lease lives (`None`: the cluster did not say), when that was asked, and
+/// when its last keepalive was answered.
+type Verdict = (Option<bool>, Instant, Option<Instant>);
+
+fn check_one<C: Conn>(conn: &mut C, lease: (i64, Option<Instant>)) -> Boxed<'_, Verdict> {
+    Box::pin(async move {
+        for _attempt in 0..3 {
+            let asked = Instant::now();
+            if let Ok(alive) = conn.alive(lease.0).await {
+                return (Some(alive), asked, lease.1);
+            }
+        }
+        (None, Instant::now(), lease.1)
+    })
 }
 
 pub async fn revoke_leases<S: System>(system: &S, leases: Vec<i64>) -> Result<()> {
@@ -193,6 +208,8 @@ pub struct Keeping {
     /// Leases gone whose last answered keepalive was longer ago than their TTL (the
     /// workload could not keep up): not the server's fault.
     pub lapsed: usize,
+    /// Leases the cluster would not say anything about at the end (three tries).
+    pub unchecked: usize,
     pub errors: u64,
 }
 
@@ -217,9 +234,10 @@ pub async fn keeping<S: System>(
         let (stop, errors) = (stop.clone(), errors.clone());
         workers.push(tokio::spawn(async move {
             let mut latency = histogram();
-            let mut last_ack: Vec<Option<Instant>> = vec![Some(started); share.len()];
+            let mut last_ack: Vec<Option<Instant>> =
+                share.iter().map(|(_, sent)| Some(*sent)).collect();
             'outer: while !stop.load(Ordering::Relaxed) {
-                for (i, lease) in share.iter().enumerate() {
+                for (i, (lease, _)) in share.iter().enumerate() {
                     if stop.load(Ordering::Relaxed) {
                         break 'outer;
                     }
@@ -250,22 +268,23 @@ pub async fn keeping<S: System>(
     for worker in workers {
         let (share, last_ack, latency) = worker.await?;
         keepalive.add(&latency).expect("same bounds");
-        acks.extend(share.into_iter().zip(last_ack));
+        acks.extend(share.into_iter().map(|(lease, _)| lease).zip(last_ack));
     }
     let elapsed = started.elapsed();
-    let checked = Instant::now();
     let verdicts = fan_out(system, acks, check_one::<S::Conn>).await?;
     let mut expired_wrongly = 0;
     let mut lapsed = 0;
-    for (alive, last_ack) in verdicts {
-        if alive {
-            continue;
-        }
-        // Promised alive until the last answered keepalive plus the TTL (less a second of
-        // slack for the check itself and etcd's whole-second TTLs).
-        match last_ack {
-            Some(at) if at + ttl > checked + Duration::from_secs(1) => expired_wrongly += 1,
-            _ => lapsed += 1,
+    let mut unchecked = 0;
+    for (alive, asked, last_ack) in verdicts {
+        match alive {
+            Some(true) => {}
+            None => unchecked += 1,
+            // Promised alive until the last answered keepalive plus the TTL (less a second
+            // of slack for etcd's whole-second TTLs).
+            Some(false) => match last_ack {
+                Some(at) if at + ttl > asked + Duration::from_secs(1) => expired_wrongly += 1,
+                _ => lapsed += 1,
+            },
         }
     }
     Ok(Keeping {
@@ -275,6 +294,7 @@ pub async fn keeping<S: System>(
         keepalive,
         expired_wrongly,
         lapsed,
+        unchecked,
         errors: errors.load(Ordering::Relaxed),
     })
 }
@@ -329,6 +349,6 @@ pub async fn footprint<S: System>(system: &S, paths: usize, leases: usize) -> Re
     let (granted, _) = grant_leases(system, leases, Duration::from_mins(2)).await?;
     let rss_with_leases = rss(system);
     let peak_rss = system.pids().into_iter().map(|pid| usage(pid).peak_rss).max().unwrap_or(0);
-    revoke_leases(system, granted).await?;
+    revoke_leases(system, granted.into_iter().map(|(lease, _)| lease).collect()).await?;
     Ok(Footprint { paths, leases, rss_idle, rss_after_paths, rss_with_leases, peak_rss })
 }

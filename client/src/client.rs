@@ -81,11 +81,22 @@ impl Client {
         })
     }
 
-    /// A client whose cluster answered a status request.
+    /// A client whose cluster answered, sending to the leader from the start (a follower
+    /// forwards what it is sent to the leader: one more hop per request).
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
         let client = Client::new(config)?;
-        client.status().await?;
+        client.follow_leader().await?;
         Ok(client)
+    }
+
+    /// Asks the cluster who leads and sends to that member from now on (leader hints in
+    /// errors keep it current after a leader change).
+    pub async fn follow_leader(&self) -> Result<(), Error> {
+        let members = self.members().await?.members;
+        if let Some(leader) = members.iter().find(|member| member.is_leader) {
+            self.prefer(leader.client_address.clone());
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &ClientConfig {

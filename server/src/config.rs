@@ -133,7 +133,7 @@ impl Default for RaftSettings {
             heartbeat_interval_ms: 150,
             election_timeout_min_ms: 750,
             election_timeout_max_ms: 1_500,
-            snapshot_interval_entries: 10_000,
+            snapshot_interval_entries: 100_000,
             log_entries_kept_after_snapshot: 1_000,
             snapshot_bytes_max: 1 << 30,
             connect_timeout_ms: 1_000,
