@@ -14,6 +14,7 @@ pub struct WatchHub {
     /// Events at or below this revision are no longer available.
     compacted_revision: Revision,
     live: broadcast::Sender<Arc<WatchEvent>>,
+    buffer_events: usize,
 }
 
 impl std::fmt::Debug for WatchHub {
@@ -39,7 +40,13 @@ pub struct Subscription {
 impl WatchHub {
     pub fn new(history_max: usize, buffer_events: usize) -> WatchHub {
         let (live, _) = broadcast::channel(buffer_events);
-        WatchHub { history: VecDeque::new(), history_max, compacted_revision: 0, live }
+        WatchHub {
+            history: VecDeque::new(),
+            history_max,
+            compacted_revision: 0,
+            live,
+            buffer_events,
+        }
     }
 
     pub fn publish(&mut self, event: &WatchEvent) {
@@ -53,10 +60,13 @@ impl WatchHub {
         let _ = self.live.send(event);
     }
 
-    /// The state was replaced (a snapshot at `revision`): earlier events are gone.
+    /// The state was replaced (a snapshot at `revision`): earlier events are gone, and
+    /// live watchers are cut off (they are told they were compacted) rather than left to
+    /// miss the events the snapshot skipped (found by the simulator's watch checker).
     pub fn reset(&mut self, revision: Revision) {
         self.history.clear();
         self.compacted_revision = revision;
+        self.live = broadcast::channel(self.buffer_events).0;
     }
 
     /// Events from `start_revision` on (0: only new ones), then live ones.

@@ -84,6 +84,21 @@ pub struct Write {
     pub at_us: u64,
 }
 
+/// One watch stream as a watcher saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WatchRecord {
+    pub watcher: usize,
+    /// A path, or a prefix of paths.
+    pub target: String,
+    pub prefix: bool,
+    /// 0: from whatever happens next.
+    pub start_revision: u64,
+    /// (revision, path, kind, lease) in the order received.
+    pub events: Vec<(u64, String, i32, i64)>,
+    /// The stream said it was compacted (the watcher must re-read).
+    pub compacted: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct History {
     pub ops: Vec<Op>,
@@ -92,6 +107,7 @@ pub struct History {
     pub granted_leases: Vec<(i64, u64)>,
     pub writes: Vec<Write>,
     pub rejected_writes: u64,
+    pub watches: Vec<WatchRecord>,
 }
 
 impl History {

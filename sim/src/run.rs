@@ -16,7 +16,7 @@ use lockmgr_proto::Channels;
 use crate::{
     checkers::{
         self, Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
-        mutual_exclusion,
+        mutual_exclusion, watch_consistency,
     },
     cluster::Cluster,
     disk::DiskStats,
@@ -86,6 +86,7 @@ pub fn run(options: RunOptions) -> RunReport {
     violations.extend(lease_safety::check(log, &history, plan.options.verbose));
     violations.extend(lost_ack::check(log, &history));
     violations.extend(fenced_resource::check(log, &history));
+    violations.extend(watch_consistency::check(log, &history));
     let expiries = expiries(&observations, &history);
     let operations = crate::resolve::resolve(&history, log);
     violations.extend(linearizability::check(&operations, &expiries, plan.options.verbose));
@@ -125,10 +126,13 @@ async fn simulate(options: RunOptions) -> Recorded {
     let clients: Vec<_> = (0..plan.clients)
         .map(|client| cluster.client.spawn(workload::client(shared.clone(), client)))
         .collect();
+    let watchers: Vec<_> = (0..workload::WATCHERS)
+        .map(|watcher| cluster.client.spawn(workload::watcher(shared.clone(), watcher)))
+        .collect();
     let mut nemesis = Nemesis::new(&handle, &cluster, &plan, &observer);
     nemesis.run(stop_us).await;
     nemesis.heal().await;
-    for client in clients {
+    for client in clients.into_iter().chain(watchers) {
         let _ = client.await;
     }
     // Leases the clients abandoned expire now, which decides their unknown requests.

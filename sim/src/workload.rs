@@ -19,15 +19,16 @@ use lockmgr_proto::{
     Channels, error_detail,
     v1::{
         self, ErrorReason, GetLockRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
-        LeaseRevokeRequest, LockRequest, ReadConsistency, UnlockRequest,
+        LeaseRevokeRequest, LockRequest, ReadConsistency, UnlockRequest, WatchRequest,
         lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
+        watch_service_client::WatchServiceClient,
     },
 };
 use rand::{RngExt, SeedableRng, rngs::SmallRng};
 use tonic::transport::Channel;
 
 use crate::{
-    history::{FencedResource, History, Op, OpKind, Outcome},
+    history::{FencedResource, History, Op, OpKind, Outcome, WatchRecord},
     now_us,
     plan::Plan,
 };
@@ -418,5 +419,56 @@ impl Session<'_> {
             })
             .await;
         self.record(OpKind::Revoke, outcome, invoke_us);
+    }
+}
+
+/// Watchers per run: each watches a path or every path, from now or resuming after the
+/// last revision it saw, on a random member, for a few seconds at a time.
+pub const WATCHERS: usize = 4;
+
+pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
+    let mut rng = SmallRng::seed_from_u64(shared.plan.options.seed ^ 0x3a7c_4000 ^ watcher as u64);
+    let mut resume_from = 0;
+    while now_us() < shared.stop_us {
+        let prefix = rng.random_bool(0.3);
+        let target = if prefix {
+            "/sim/".to_string()
+        } else {
+            path_name(rng.random_range(0..shared.plan.paths))
+        };
+        // Resume (as a client that lost its stream would) or start from now.
+        let start_revision = if rng.random_bool(0.5) { resume_from } else { 0 };
+        let mut record = WatchRecord {
+            watcher,
+            target: target.clone(),
+            prefix,
+            start_revision,
+            events: Vec::new(),
+            compacted: false,
+        };
+        let length = Duration::from_millis(rng.random_range(1_000..8_000));
+        let mut watch = WatchServiceClient::new(shared.channel(&mut rng));
+        let request = WatchRequest { path: target, prefix, start_revision };
+        let listen = async {
+            let mut stream = watch.watch(request).await.ok()?.into_inner();
+            while let Ok(Some(response)) = stream.message().await {
+                if response.compacted {
+                    record.compacted = true;
+                    return None;
+                }
+                for event in response.events {
+                    record.events.push((event.revision, event.path, event.kind, event.lease_id));
+                }
+            }
+            None::<()>
+        };
+        let _ = tokio::time::timeout(length, listen).await;
+        if let Some((revision, ..)) = record.events.last() {
+            resume_from = revision + 1;
+        } else if record.compacted {
+            resume_from = 0;
+        }
+        shared.history().watches.push(record);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
     }
 }

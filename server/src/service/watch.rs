@@ -68,6 +68,7 @@ async fn pump(
     ctx: SharedCtx,
     _slot: WatcherSlot,
     filter: Filter,
+    start_revision: u64,
     subscription: Subscription,
     out: mpsc::Sender<Result<WatchResponse, Status>>,
 ) {
@@ -86,7 +87,10 @@ async fn pump(
         }
         ctx.metrics.watch_events_sent_total.inc();
     }
-    let replayed_up_to = replay.last().map_or(0, |event| event.revision);
+    // A member behind the revision asked for applies older events first: not asked for
+    // (found by the simulator's watch checker).
+    let replayed_up_to =
+        replay.last().map_or(0, |event| event.revision).max(start_revision.saturating_sub(1));
     loop {
         match live.recv().await {
             Ok(event) if event.revision <= replayed_up_to || !filter.matches(&event) => {}
@@ -97,11 +101,13 @@ async fn pump(
                 }
                 ctx.metrics.watch_events_sent_total.inc();
             }
-            Err(RecvError::Lagged(_)) => {
+            // Too far behind, or the member's state was replaced by a snapshot (or it is
+            // stopping): the events in between are not here, so the watcher must re-read
+            // rather than miss them.
+            Err(RecvError::Lagged(_) | RecvError::Closed) => {
                 let _ = out.send(Ok(compacted(&ctx, last_revision + 1))).await;
                 return;
             }
-            Err(RecvError::Closed) => return,
         }
     }
 }
@@ -136,7 +142,8 @@ impl WatchApi {
         let (out, responses) = mpsc::channel(256);
         match subscription {
             Ok(subscription) => {
-                tokio::spawn(pump(self.ctx.clone(), slot, filter, subscription, out));
+                let start = watch.start_revision;
+                tokio::spawn(pump(self.ctx.clone(), slot, filter, start, subscription, out));
             }
             Err(gone) => {
                 let _ = out.send(Ok(compacted(&self.ctx, gone.oldest_revision))).await;

@@ -13,6 +13,7 @@ pub mod lost_ack;
 pub mod mutual_exclusion;
 pub mod raft_progress;
 pub mod state_machine_safety;
+pub mod watch_consistency;
 
 /// A broken invariant: which checker saw it, and what it saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
