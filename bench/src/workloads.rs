@@ -3,7 +3,7 @@
 use std::{
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -315,33 +315,28 @@ pub struct Footprint {
 pub async fn footprint<S: System>(system: &S, paths: usize, leases: usize) -> Result<Footprint> {
     let rss = |system: &S| system.pids().into_iter().map(|pid| usage(pid).rss).max().unwrap_or(0);
     let rss_idle = rss(system);
-    let counter = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(Mutex::new(0u64));
     let per_worker = paths.div_ceil(FAN_OUT).max(1);
     let mut workers = Vec::new();
     for worker in 0..paths.div_ceil(per_worker) {
         let mut conn = system.connect().await?;
         let session = conn.session(SESSION_TTL).await?;
-        let (counter, failures) = (counter.clone(), failures.clone());
         workers.push(tokio::spawn(async move {
+            let mut failed = 0;
             for i in worker * per_worker..((worker + 1) * per_worker).min(paths) {
                 let path = format!("/bench/footprint/{i:08}");
                 let done = match conn.lock(&session, &path).await {
                     Ok(held) => conn.unlock(held).await.is_ok(),
                     Err(_) => false,
                 };
-                if done {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    *failures.lock().expect("not poisoned") += 1;
-                }
+                failed += usize::from(!done);
             }
+            failed
         }));
     }
+    let mut failed = 0;
     for worker in workers {
-        worker.await?;
+        failed += worker.await?;
     }
-    let failed = *failures.lock().expect("not poisoned");
     if failed > 0 {
         return Err(format!("{failed} of {paths} paths could not be locked and released").into());
     }
