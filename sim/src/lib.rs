@@ -5,21 +5,32 @@
 //! (`plan.rs`), heals, and hands the history and what every node applied (`observe.rs`)
 //! to the checkers (`checkers/`, one invariant per file). The same seed replays the
 //! same run, byte for byte.
-#![cfg(madsim)]
+//!
+//! The history, the workload and the checkers that read a finished history do not need
+//! the simulation: the chaos suite on real processes (`chaos/`) runs them too.
 
 pub mod checkers;
-pub mod cli;
-mod cluster;
-pub mod disk;
 pub mod history;
-mod nemesis;
-pub mod observe;
-pub mod plan;
 pub mod resolve;
-pub mod run;
-mod workload;
+pub mod workload;
 
-/// Simulated time since the start of the run, in microseconds.
+#[cfg(madsim)]
+pub mod cli;
+#[cfg(madsim)]
+mod cluster;
+#[cfg(madsim)]
+pub mod disk;
+#[cfg(madsim)]
+mod nemesis;
+#[cfg(madsim)]
+pub mod observe;
+#[cfg(madsim)]
+pub mod plan;
+#[cfg(madsim)]
+pub mod run;
+
+/// Time since the start of the run (`mark_start` on this thread), in microseconds:
+/// simulated time in the simulator, real time elsewhere.
 pub fn now_us() -> u64 {
     START.with(|start| start.get().map_or(0, |start| start.elapsed().as_micros() as u64))
 }
@@ -28,6 +39,6 @@ thread_local! {
     static START: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
 }
 
-fn mark_start() {
+pub fn mark_start() {
     START.with(|start| start.set(Some(std::time::Instant::now())));
 }

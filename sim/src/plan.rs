@@ -111,6 +111,18 @@ impl Plan {
         }
     }
 
+    /// What the plan's clients do.
+    pub fn shape(&self) -> crate::workload::Shape {
+        crate::workload::Shape {
+            seed: self.options.seed,
+            paths: self.paths,
+            lease_ttl_ms: self.lease_ttl_ms,
+            lapse_chance: self.lapse_chance,
+            stall_chance: self.stall_chance,
+            stale_unlock_chance: self.stale_unlock_chance,
+        }
+    }
+
     pub fn summary(&self) -> String {
         let faults: Vec<String> = self.faults.iter().map(|f| format!("{f:?}")).collect();
         format!(

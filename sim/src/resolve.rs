@@ -99,3 +99,30 @@ pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
     }
     resolved
 }
+
+/// Lease expiries, as operations on the lease's path: they took effect between the
+/// lease's grant and the first application of the `ExpireLease`.
+pub fn expiries(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Op> {
+    let mut expiries = Vec::new();
+    for record in log.values() {
+        for event in &record.applied.events {
+            let Event::LeaseEnded { lease_id, reason: LeaseEndReason::Expired } = event else {
+                continue;
+            };
+            let Some(lease) = history.leases.get(&lease_id.0) else { continue };
+            // Not before the deadline a client was promised (lease safety checks that
+            // separately), not after its first application.
+            let promised_us = lease.promised_us();
+            expiries.push(Op {
+                client: usize::MAX,
+                path: lease.path,
+                lease: lease_id.0,
+                kind: OpKind::Expire,
+                outcome: Outcome::Done,
+                invoke_us: promised_us.min(record.applied_us),
+                complete_us: Some(record.applied_us),
+            });
+        }
+    }
+    expiries
+}

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lockmgr_core::{Event, LeaseEndReason, planted};
+use lockmgr_core::planted;
 use lockmgr_proto::Channels;
 
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
     },
     cluster::Cluster,
     disk::DiskStats,
-    history::{History, Op, OpKind, Outcome},
+    history::History,
     nemesis::Nemesis,
     observe::{Observations, Observer},
     plan::{Plan, RunOptions},
@@ -87,7 +87,7 @@ pub fn run(options: RunOptions) -> RunReport {
     violations.extend(lost_ack::check(log, &history));
     violations.extend(fenced_resource::check(log, &history));
     violations.extend(watch_consistency::check(log, &history));
-    let expiries = expiries(&observations, &history);
+    let expiries = crate::resolve::expiries(log, &history);
     let operations = crate::resolve::resolve(&history, log);
     violations.extend(linearizability::check(&operations, &expiries, plan.options.verbose));
     let check_wall = checked.elapsed();
@@ -116,7 +116,7 @@ async fn simulate(options: RunOptions) -> Recorded {
     let cluster = Cluster::start(&handle, &plan, &observer);
     let stop_us = options.duration_s * 1_000_000;
     let shared = Arc::new(Shared {
-        plan: plan.clone(),
+        shape: plan.shape(),
         addresses: cluster.addresses(),
         channels: Channels::new(Duration::from_secs(1)),
         history: Mutex::new(History::default()),
@@ -155,33 +155,6 @@ async fn simulate(options: RunOptions) -> Recorded {
     let faults_injected = nemesis.injected;
     drop(nemesis);
     Recorded { plan, history, observations, liveness, disk, faults_injected }
-}
-
-/// Lease expiries, as operations on the lease's path: they took effect between the
-/// lease's grant and the first application of the `ExpireLease`.
-fn expiries(observations: &Observations, history: &History) -> Vec<Op> {
-    let mut expiries = Vec::new();
-    for record in observations.machine.log.values() {
-        for event in &record.applied.events {
-            let Event::LeaseEnded { lease_id, reason: LeaseEndReason::Expired } = event else {
-                continue;
-            };
-            let Some(lease) = history.leases.get(&lease_id.0) else { continue };
-            // Not before the deadline a client was promised (lease safety checks that
-            // separately), not after its first application.
-            let promised_us = lease.promised_us();
-            expiries.push(Op {
-                client: usize::MAX,
-                path: lease.path,
-                lease: lease_id.0,
-                kind: OpKind::Expire,
-                outcome: Outcome::Done,
-                invoke_us: promised_us.min(record.applied_us),
-                complete_us: Some(record.applied_us),
-            });
-        }
-    }
-    expiries
 }
 
 fn trace_hash(history: &History, observations: &Observations) -> u64 {

@@ -30,7 +30,6 @@ use tonic::transport::Channel;
 use crate::{
     history::{FencedResource, History, Op, OpKind, Outcome, WatchRecord},
     now_us,
-    plan::Plan,
 };
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -39,13 +38,32 @@ pub fn path_name(path: usize) -> String {
     format!("/sim/p{path}")
 }
 
+/// What the clients do: the simulator's plan draws it per seed; the chaos suite sets it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shape {
+    pub seed: u64,
+    pub paths: usize,
+    pub lease_ttl_ms: (u64, u64),
+    /// Chance that a client lets its lease lapse instead of revoking it.
+    pub lapse_chance: f64,
+    /// Chance that a holder stalls past its lease before writing to the resource.
+    pub stall_chance: f64,
+    pub stale_unlock_chance: f64,
+}
+
 pub struct Shared {
-    pub plan: Plan,
+    pub shape: Shape,
     pub addresses: Vec<String>,
     pub channels: Channels,
     pub history: Mutex<History>,
     pub resource: Mutex<FencedResource>,
     pub stop_us: u64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("shape", &self.shape).finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -99,20 +117,20 @@ fn core_mode(mode: i32) -> LockMode {
 
 /// One client's life: leases one after another until the run's fault phase ends.
 pub async fn client(shared: Arc<Shared>, client: usize) {
-    let mut rng = SmallRng::seed_from_u64(shared.plan.options.seed ^ (client as u64 + 1) << 32);
+    let mut rng = SmallRng::seed_from_u64(shared.shape.seed ^ (client as u64 + 1) << 32);
     while now_us() < shared.stop_us {
         let Some((lease, ttl_ms)) = grant(&shared, &mut rng).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let path = rng.random_range(0..shared.plan.paths);
+        let path = rng.random_range(0..shared.shape.paths);
         {
             let mut history = shared.history();
             let record = history.leases.entry(lease).or_default();
             record.path = path;
             record.ttl_ms = ttl_ms;
         }
-        let lapse = rng.random_bool(shared.plan.lapse_chance);
+        let lapse = rng.random_bool(shared.shape.lapse_chance);
         let keeping = Arc::new(AtomicBool::new(true));
         let keepalive = tokio::spawn(keep_alive(
             shared.clone(),
@@ -136,7 +154,7 @@ pub async fn client(shared: Arc<Shared>, client: usize) {
 }
 
 async fn grant(shared: &Shared, rng: &mut SmallRng) -> Option<(i64, u64)> {
-    let (low, high) = shared.plan.lease_ttl_ms;
+    let (low, high) = shared.shape.lease_ttl_ms;
     let ttl_ms = rng.random_range(low..=high);
     let invoke_us = now_us();
     let mut leases = LeaseServiceClient::new(shared.channel(rng));
@@ -262,7 +280,7 @@ impl Session<'_> {
             let think_ms = self.rng.random_range(0..10);
             tokio::time::sleep(Duration::from_millis(think_ms)).await;
             let stale = !old_tokens.is_empty()
-                && self.rng.random_bool(self.shared.plan.stale_unlock_chance);
+                && self.rng.random_bool(self.shared.shape.stale_unlock_chance);
             let outcome = if stale {
                 let token = old_tokens[self.rng.random_range(0..old_tokens.len())];
                 self.unlock(token).await
@@ -391,7 +409,7 @@ impl Session<'_> {
     }
 
     async fn write(&mut self, token: u64) {
-        if self.rng.random_bool(self.shared.plan.stall_chance) {
+        if self.rng.random_bool(self.shared.shape.stall_chance) {
             // A holder stalls (GC pause, slow disk) past its lease, then writes.
             tokio::time::sleep(Duration::from_millis(self.ttl_ms * 3 / 2)).await;
         }
@@ -408,13 +426,10 @@ impl Session<'_> {
         let invoke_us = now_us();
         let request = LeaseRevokeRequest { lease_id: self.lease };
         let outcome = self
-            .until_definite(self.retries(), Outcome::Ended, |channel| {
-                let request = request.clone();
-                async move {
-                    match call(LeaseServiceClient::new(channel).revoke(request)).await {
-                        Ok(_) => Outcome::Done,
-                        Err(outcome) => outcome,
-                    }
+            .until_definite(self.retries(), Outcome::Ended, |channel| async move {
+                match call(LeaseServiceClient::new(channel).revoke(request)).await {
+                    Ok(_) => Outcome::Done,
+                    Err(outcome) => outcome,
                 }
             })
             .await;
@@ -427,14 +442,14 @@ impl Session<'_> {
 pub const WATCHERS: usize = 4;
 
 pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
-    let mut rng = SmallRng::seed_from_u64(shared.plan.options.seed ^ 0x3a7c_4000 ^ watcher as u64);
+    let mut rng = SmallRng::seed_from_u64(shared.shape.seed ^ 0x3a7c_4000 ^ watcher as u64);
     let mut resume_from = 0;
     while now_us() < shared.stop_us {
         let prefix = rng.random_bool(0.3);
         let target = if prefix {
             "/sim/".to_string()
         } else {
-            path_name(rng.random_range(0..shared.plan.paths))
+            path_name(rng.random_range(0..shared.shape.paths))
         };
         // Resume (as a client that lost its stream would) or start from now.
         let start_revision = if rng.random_bool(0.5) { resume_from } else { 0 };

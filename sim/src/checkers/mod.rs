@@ -1,12 +1,14 @@
 //! The checkers, one invariant per file (DESIGN.md section 4). The first three watch the
 //! nodes while the run goes on (`observe.rs` feeds them); the others read the finished
-//! history and the applied log; `liveness.rs` probes the healed cluster.
+//! history and the applied log; `liveness.rs` probes the healed cluster. All but the
+//! liveness probe also run on the chaos suite's real-process histories.
 
 pub mod election_safety;
 pub mod fenced_resource;
 pub mod fencing;
 pub mod lease_safety;
 pub mod linearizability;
+#[cfg(madsim)]
 pub mod liveness;
 pub mod lock_model;
 pub mod lost_ack;

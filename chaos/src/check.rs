@@ -1,0 +1,116 @@
+//! The verdict: every node's committed log replayed through core's state machine (as the
+//! server applies it) and compared index by index, then the simulator's checkers on that
+//! log and the client history: fencing, mutual exclusion, lease safety, no lost
+//! acknowledgement, the fenced resource, watch consistency, and per-path linearizability
+//! (timed-out requests settled from the log first). Each log index's time is the first
+//! receipt of a revision at or after it (see `recorder.rs`), or the end of the run.
+
+use std::collections::BTreeMap;
+
+use lockmgr_core::{Event, Limits, StateMachine};
+use lockmgr_sim::{
+    checkers::{
+        Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
+        mutual_exclusion,
+        state_machine_safety::{LogRecord, StateMachineSafety},
+        watch_consistency,
+    },
+    history::History,
+    resolve,
+};
+
+use crate::datadir::NodeLog;
+
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub violations: Vec<Violation>,
+    pub log_entries: usize,
+    pub committed: BTreeMap<u64, u64>,
+    pub expiries: usize,
+    pub settled: usize,
+}
+
+/// `logs`: (node id, its committed log); `end_us`: when the run stopped recording.
+pub fn check(
+    history: &History,
+    logs: &[(u64, NodeLog)],
+    receipts: &BTreeMap<u64, u64>,
+    end_us: u64,
+    limits: &Limits,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    let Some((_, longest)) = logs.iter().max_by_key(|(_, log)| log.committed) else {
+        verdict.violations.push(Violation::new("data-dirs", "no node's log could be read"));
+        return verdict;
+    };
+    let times = apply_times(longest, receipts, end_us, limits);
+    let mut machine = StateMachineSafety::default();
+    for (node, log) in logs {
+        verdict.committed.insert(*node, log.committed);
+        let mut replica = StateMachine::new(limits.clone());
+        for (index, command) in &log.commands {
+            let applied = replica.apply(command);
+            let at_us = times.get(index).copied().unwrap_or(end_us);
+            if let Some(violation) =
+                machine.handle_applied(*node, 1, *index, command, &applied, at_us)
+            {
+                verdict.violations.push(violation);
+            }
+        }
+    }
+    let highest = verdict.committed.values().copied().max().unwrap_or(0);
+    for (node, committed) in &verdict.committed {
+        if *committed < highest {
+            verdict.violations.push(Violation::new(
+                "convergence",
+                format!("node {node} committed up to {committed}, another node up to {highest}"),
+            ));
+        }
+    }
+    let log: &BTreeMap<u64, LogRecord> = &machine.log;
+    verdict.log_entries = log.len();
+    verdict.violations.extend(fencing::check(log));
+    verdict.violations.extend(mutual_exclusion::check(log));
+    verdict.violations.extend(lease_safety::check(log, history, true));
+    verdict.violations.extend(lost_ack::check(log, history));
+    verdict.violations.extend(fenced_resource::check(log, history));
+    verdict.violations.extend(watch_consistency::check(log, history));
+    let expiries = resolve::expiries(log, history);
+    let operations = resolve::resolve(history, log);
+    verdict.expiries = expiries.len();
+    verdict.settled = operations.len() - history.completed().min(operations.len());
+    verdict.violations.extend(linearizability::check(&operations, &expiries, true));
+    verdict
+}
+
+/// An upper bound of when each index took effect: the earliest receipt of a revision
+/// created at it or at any later index (indexes take effect in order).
+fn apply_times(
+    log: &NodeLog,
+    receipts: &BTreeMap<u64, u64>,
+    end_us: u64,
+    limits: &Limits,
+) -> BTreeMap<u64, u64> {
+    let mut replica = StateMachine::new(limits.clone());
+    let mut received: Vec<(u64, u64)> = Vec::with_capacity(log.commands.len());
+    for (index, command) in &log.commands {
+        let applied = replica.apply(command);
+        let first = applied
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                Event::Lock(event) => receipts.get(&event.revision).copied(),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(u64::MAX);
+        received.push((*index, first));
+    }
+    let mut times = BTreeMap::new();
+    let mut bound = end_us;
+    for (index, first) in received.into_iter().rev() {
+        bound = bound.min(first);
+        times.insert(index, bound);
+    }
+    times
+}
