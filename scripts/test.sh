@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "tools the tests need: promtool, protoc (etcd-client's build), etcd (the benchmark's peer)"
+step "tools the tests need: promtool, protoc (etcd-client's build), etcd (the benchmark's peer), iptables and mkfs.ext4 (the chaos run)"
 need() { # need <command> <Debian package>
   if ! command -v "$1" >/dev/null; then
     local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -18,6 +18,8 @@ need() { # need <command> <Debian package>
 need promtool prometheus
 need protoc protobuf-compiler
 need etcd etcd-server
+need iptables iptables
+need mkfs.ext4 e2fsprogs
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -42,6 +44,11 @@ cargo nextest run --locked --workspace --no-fail-fast
 step "benchmark smoke run: every workload, lockmgr and etcd, a second or a few hundred items each"
 cargo build --locked -p lockmgr-bench
 target/debug/lockmgr-bench --seconds 1 --clients 16 --leases 300 --paths 300 --footprint-leases 100
+
+step "chaos on real processes: 3 nodes in network namespaces, 90 s of faults, the simulator's checkers (root)"
+cargo build --locked -p lockmgr-chaos
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+$sudo target/debug/lockmgr-chaos --duration 90s --seed 1 --results target/chaos-ci
 
 step "the simulator builds (--cfg madsim, release, own target dir)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo build --locked --release -p lockmgr-sim

@@ -114,3 +114,84 @@ fn apply_times(
     }
     times
 }
+
+#[cfg(test)]
+mod tests {
+    use lockmgr_core::{Command, LeaseId, LockMode, LockPath, LockRequest, PathRules};
+    use lockmgr_sim::history::Write;
+
+    use super::*;
+
+    fn lock(path: &str, lease: i64) -> Command {
+        Command::Lock(LockRequest {
+            path: LockPath::parse(path, PathRules::default()).expect("a valid path"),
+            lease_id: LeaseId(lease),
+            mode: LockMode::Exclusive,
+            wait_timeout_ms: 0,
+            holder_id: "test".into(),
+            request_id: 1,
+        })
+    }
+
+    /// Two leases, each granted /sim/p0 in turn (the second after the first's revoke).
+    fn log() -> NodeLog {
+        let commands = vec![
+            Command::GrantLease { ttl_ms: 5_000 },
+            Command::GrantLease { ttl_ms: 5_000 },
+            lock("/sim/p0", 1),
+            Command::RevokeLease { lease_id: LeaseId(1) },
+            lock("/sim/p0", 2),
+        ];
+        NodeLog { committed: 5, commands: (1..).zip(commands).collect() }
+    }
+
+    fn revisions(log: &NodeLog) -> Vec<u64> {
+        let mut machine = StateMachine::new(Limits::default());
+        let mut revisions = Vec::new();
+        for (_, command) in &log.commands {
+            for event in machine.apply(command).events {
+                if let Event::Lock(event) = event {
+                    revisions.push(event.revision);
+                }
+            }
+        }
+        revisions
+    }
+
+    #[test]
+    fn an_index_took_effect_by_the_first_receipt_of_a_revision_at_or_after_it() {
+        let log = log();
+        let revisions = revisions(&log);
+        // Only the revoke's release was received (at 700); the last grant never was.
+        let receipts = BTreeMap::from([(revisions[1], 700)]);
+        let times = apply_times(&log, &receipts, 9_000, &Limits::default());
+        assert_eq!(times.values().copied().collect::<Vec<_>>(), vec![700, 700, 700, 700, 9_000]);
+    }
+
+    #[test]
+    fn the_same_log_on_every_node_and_a_clean_history_pass() {
+        let verdict = check(
+            &History::default(),
+            &[(1, log()), (2, log())],
+            &BTreeMap::new(),
+            1,
+            &Limits::default(),
+        );
+        assert_eq!(verdict.violations, Vec::new());
+        assert_eq!(verdict.log_entries, 5);
+    }
+
+    #[test]
+    fn a_node_behind_the_others_and_a_write_with_a_token_never_granted_fail_the_run() {
+        let mut behind = log();
+        behind.commands.pop();
+        behind.committed = 4;
+        let token = revisions(&log())[0];
+        let mut history = History::default();
+        history.writes.push(Write { path: 0, token: token + 100, lease: 1, at_us: 10 });
+        let verdict =
+            check(&history, &[(1, log()), (2, behind)], &BTreeMap::new(), 1, &Limits::default());
+        let checkers: Vec<&str> = verdict.violations.iter().map(|v| v.checker).collect();
+        assert_eq!(checkers, vec!["convergence", "fenced-resource"], "{:?}", verdict.violations);
+    }
+}

@@ -161,7 +161,11 @@ impl Nemesis {
         let slots = hosts.nodes.len();
         let leader = hosts.leader().await;
         let mut others: Vec<usize> = (0..slots).filter(|s| Some(*s) != leader).collect();
-        let random = self.rng.random_range(0..slots);
+        // Half the time a node fault hits the leader: the case that tests the most.
+        let target = match leader {
+            Some(leader) if self.rng.random_bool(0.5) => leader,
+            _ => self.rng.random_range(0..slots),
+        };
         let mut full = None;
         self.injected.push(fault);
         match fault {
@@ -169,7 +173,7 @@ impl Nemesis {
             | Fault::PartitionHalves
             | Fault::MajoritiesRing
             | Fault::OneWay => {
-                let (what, cuts) = self.cuts(fault, slots, leader.unwrap_or(random));
+                let (what, cuts) = self.cuts(fault, slots, leader.unwrap_or(target));
                 self.note(format!("{fault}: {what}"));
                 for (from, to) in cuts {
                     if let Err(e) = net::block(from, to).await {
@@ -180,27 +184,27 @@ impl Nemesis {
             Fault::Loss => {
                 self.note(format!(
                     "{fault}: node {} drops 30% of what it receives",
-                    hosts.nodes[random].id
+                    hosts.nodes[target].id
                 ));
-                if let Err(e) = net::lose(random, 0.3).await {
+                if let Err(e) = net::lose(target, 0.3).await {
                     self.note(format!("  failed: {e}"));
                 }
             }
-            Fault::SlowLink => match net::slow(random).await {
-                Ok(how) => self.note(format!("{fault}: node {}: {how}", hosts.nodes[random].id)),
+            Fault::SlowLink => match net::slow(target).await {
+                Ok(how) => self.note(format!("{fault}: node {}: {how}", hosts.nodes[target].id)),
                 Err(e) => self.note(format!("{fault}: failed: {e}")),
             },
             Fault::Kill => {
-                self.note(format!("{fault}: kill -9 node {}", hosts.nodes[random].id));
-                hosts.nodes[random].kill().await;
+                self.note(format!("{fault}: kill -9 node {}", hosts.nodes[target].id));
+                hosts.nodes[target].kill().await;
             }
             Fault::Pause => {
                 self.note(format!(
                     "{fault}: SIGSTOP node {} for {} ms",
-                    hosts.nodes[random].id, self.pause_ms
+                    hosts.nodes[target].id, self.pause_ms
                 ));
-                hosts.nodes[random].signal(Signal::SIGSTOP);
-                hosts.nodes[random].paused = true;
+                hosts.nodes[target].signal(Signal::SIGSTOP);
+                hosts.nodes[target].paused = true;
             }
             Fault::Replace => {
                 others.retain(|s| hosts.nodes[*s].is_up());
@@ -210,7 +214,7 @@ impl Nemesis {
                 }
             }
             Fault::DiskFull => {
-                let node = &hosts.nodes[random];
+                let node = &hosts.nodes[target];
                 match hosts::fill(&node.mount) {
                     Ok(bytes) => self.note(format!(
                         "{fault}: node {}'s disk filled ({} MiB of ballast)",
@@ -219,7 +223,7 @@ impl Nemesis {
                     )),
                     Err(e) => self.note(format!("{fault}: failed: {e}")),
                 }
-                full = Some(random);
+                full = Some(target);
             }
         }
         let length =
@@ -229,7 +233,7 @@ impl Nemesis {
             tokio::time::sleep(Duration::from_millis(250)).await;
             self.watch_crashes(hosts, full);
         }
-        self.undo(hosts, fault, random).await;
+        self.undo(hosts, fault, target).await;
     }
 
     /// Which links to cut (from, to) for a partition, and how to say it.
@@ -385,5 +389,64 @@ impl Nemesis {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn nemesis() -> Nemesis {
+        Nemesis {
+            faults: Fault::ALL.to_vec(),
+            rng: SmallRng::seed_from_u64(1),
+            timeline: Vec::new(),
+            injected: Vec::new(),
+            crashes: Vec::new(),
+            gap_ms: (0, 0),
+            length_ms: (0, 0),
+            pause_ms: 0,
+        }
+    }
+
+    /// Who each slot still hears, after `cuts`.
+    fn hears(slots: usize, cuts: &[(usize, usize)]) -> Vec<Vec<usize>> {
+        (0..slots)
+            .map(|to| {
+                (0..slots).filter(|from| *from != to && !cuts.contains(&(*from, to))).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_the_majorities_ring_every_node_hears_only_its_two_neighbours() {
+        let (_, cuts) = nemesis().cuts(Fault::MajoritiesRing, 5, 0);
+        assert_eq!(
+            hears(5, &cuts),
+            vec![vec![1, 4], vec![0, 2], vec![1, 3], vec![2, 4], vec![0, 3]]
+        );
+    }
+
+    #[test]
+    fn an_isolated_leader_hears_no_one_and_no_one_hears_it() {
+        let (_, cuts) = nemesis().cuts(Fault::IsolateLeader, 3, 1);
+        assert_eq!(hears(3, &cuts), vec![vec![2], vec![], vec![0]]);
+    }
+
+    #[test]
+    fn a_one_way_cut_leaves_the_other_direction() {
+        let (_, cuts) = nemesis().cuts(Fault::OneWay, 3, 0);
+        let &[(from, to)] = &cuts[..] else { panic!("one cut: {cuts:?}") };
+        assert!(!hears(3, &cuts)[to].contains(&from));
+        assert!(hears(3, &cuts)[from].contains(&to));
+    }
+
+    #[test]
+    fn faults_parse_by_name_and_an_unknown_one_is_named_in_the_error() {
+        assert_eq!("disk-full".parse::<Fault>(), Ok(Fault::DiskFull));
+        let error = "gc".parse::<Fault>().unwrap_err();
+        assert!(error.contains("\"gc\"") && error.contains("isolate-leader"), "{error}");
     }
 }

@@ -5,7 +5,11 @@
 //! mid-commit (the batch is then lost, kept, or torn, a torn batch failing its checksum at
 //! reopen and being discarded, as fjall's journal does), and fsync errors. Either one
 //! takes the disk down: every later commit fails, so the node stops (a failed fsync is
-//! fatal) until the harness restarts it on the reopened disk. The planted bug
+//! fatal) until the harness restarts it on the reopened disk. A read may come back
+//! corrupted: the checksum (fjall checks one on every block it reads) catches it, so the
+//! read fails with `InvalidData` instead of returning bad bytes; the disk itself stays up
+//! (the next read is fine), and what the node does with the error is the server's
+//! business (openraft stops on a failed log read; the harness restarts it). The planted bug
 //! `AckBeforeFsync` acknowledges commits that only reach a volatile cache, lost at a
 //! crash.
 
@@ -25,6 +29,8 @@ pub struct DiskFaults {
     pub power_loss_per_commit: f64,
     /// Chance that a commit's fsync fails.
     pub fsync_error_per_commit: f64,
+    /// Chance that a read returns corrupted bytes (caught by the checksum).
+    pub read_corruption_per_read: f64,
 }
 
 /// What the disk went through, for the run's report.
@@ -35,6 +41,8 @@ pub struct DiskStats {
     pub kept: u64,
     pub torn: u64,
     pub fsync_errors: u64,
+    /// Reads whose checksum failed.
+    pub corrupt_reads: u64,
     pub crashes: u64,
     /// Acknowledged batches a crash dropped (only with `AckBeforeFsync` planted).
     pub unsynced_dropped: u64,
@@ -48,6 +56,7 @@ impl std::iter::Sum for DiskStats {
             kept: sum.kept + s.kept,
             torn: sum.torn + s.torn,
             fsync_errors: sum.fsync_errors + s.fsync_errors,
+            corrupt_reads: sum.corrupt_reads + s.corrupt_reads,
             crashes: sum.crashes + s.crashes,
             unsynced_dropped: sum.unsynced_dropped + s.unsynced_dropped,
         })
@@ -91,6 +100,20 @@ impl SimDisk {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The state to read from, unless this read comes back corrupted.
+    fn read(&self) -> io::Result<MutexGuard<'_, State>> {
+        let mut state = self.state();
+        let chance = state.faults.read_corruption_per_read;
+        if chance > 0.0 && state.rng.random_bool(chance) {
+            state.stats.corrupt_reads += 1;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "simulated read corruption: block checksum mismatch",
+            ));
+        }
+        Ok(state)
+    }
+
     /// The machine lost power: what was not durable is gone.
     pub fn crash(&self) {
         let mut state = self.state();
@@ -132,7 +155,7 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     fn get(&self, space: Space, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.state().cache.get(space, key))
+        Ok(self.read()?.cache.get(space, key))
     }
 
     fn scan(
@@ -142,11 +165,11 @@ impl Disk for SimDisk {
         end: Option<&[u8]>,
         limit: usize,
     ) -> io::Result<Vec<KeyValue>> {
-        Ok(self.state().cache.scan(space, start, end, limit))
+        Ok(self.read()?.cache.scan(space, start, end, limit))
     }
 
     fn last(&self, space: Space) -> io::Result<Option<KeyValue>> {
-        Ok(self.state().cache.last(space))
+        Ok(self.read()?.cache.last(space))
     }
 
     fn commit(&self, ops: Vec<Op>) -> io::Result<()> {

@@ -91,9 +91,10 @@ impl Plan {
         let disk = DiskFaults {
             power_loss_per_commit: *[0.0, 0.0, 2e-4, 1e-3].choose(&mut rng).expect("rates"),
             fsync_error_per_commit: *[0.0, 0.0, 0.0, 2e-4].choose(&mut rng).expect("rates"),
+            read_corruption_per_read: 0.0,
         };
         let pressure = rng.random_bool(0.5);
-        Plan {
+        let mut plan = Plan {
             options,
             faults,
             fault_gap_ms: (200, rng.random_range(1_000..5_000)),
@@ -108,7 +109,11 @@ impl Plan {
             stall_chance: rng.random_range(0.0..0.1),
             stale_unlock_chance: rng.random_range(0.0..0.2),
             clock_drift_ppm: *[0, 1_000, 10_000, 50_000].choose(&mut rng).expect("bounds"),
-        }
+        };
+        // Drawn last, so that adding it left every other draw of a seed as it was.
+        plan.disk.read_corruption_per_read =
+            *[0.0, 0.0, 1e-5, 1e-4].choose(&mut rng).expect("rates");
+        plan
     }
 
     /// What the plan's clients do.
@@ -126,13 +131,14 @@ impl Plan {
     pub fn summary(&self) -> String {
         let faults: Vec<String> = self.faults.iter().map(|f| format!("{f:?}")).collect();
         format!(
-            "{} nodes, {} clients on {} paths, faults [{}], power loss/commit {}, fsync errors/commit {}, snapshot every {} entries, clock drift up to {} ppm",
+            "{} nodes, {} clients on {} paths, faults [{}], power loss/commit {}, fsync errors/commit {}, corrupt reads/read {}, snapshot every {} entries, clock drift up to {} ppm",
             self.options.nodes,
             self.clients,
             self.paths,
             faults.join(" "),
             self.disk.power_loss_per_commit,
             self.disk.fsync_error_per_commit,
+            self.disk.read_corruption_per_read,
             self.snapshot_interval_entries,
             self.clock_drift_ppm
         )
