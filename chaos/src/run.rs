@@ -44,6 +44,13 @@ const WATCHERS: usize = 2;
 
 pub fn main(args: &Args) -> Result<bool, String> {
     preflight()?;
+    // Runs share the `lmc-*` namespace names (a run deletes what a previous one left):
+    // one at a time per machine.
+    let lock_path = "/run/lockmgr-chaos.lock";
+    let lock = std::fs::File::create(lock_path).map_err(|e| format!("{lock_path}: {e}"))?;
+    lock.try_lock().map_err(|_| {
+        format!("another lockmgr-chaos run is in progress on this machine (it holds {lock_path})")
+    })?;
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
     });
@@ -88,6 +95,7 @@ pub fn main(args: &Args) -> Result<bool, String> {
     if !args.keep_data {
         let _ = std::fs::remove_dir_all(&work);
     }
+    drop(lock);
     outcome
 }
 

@@ -2,6 +2,10 @@
 //! "Simulation" section).
 
 #[cfg(madsim)]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(madsim)]
 fn main() -> std::process::ExitCode {
     lockmgr_sim::cli::main()
 }

@@ -437,6 +437,21 @@ impl Session<'_> {
     }
 }
 
+/// Runs `future` for at most `limit`. Unlike `tokio::time::timeout`, the clock is asked
+/// once: madsim registers a new timer every time a pending sleep is polled, and a watch
+/// stream's time-out is polled for every message it receives.
+async fn within<T>(limit: Duration, future: impl Future<Output = T>) {
+    let (expired, expiry) = tokio::sync::oneshot::channel::<()>();
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        let _ = expired.send(());
+    });
+    tokio::select! {
+        _ = future => timer.abort(),
+        _ = expiry => {}
+    }
+}
+
 /// Watchers per run: each watches a path or every path, from now or resuming after the
 /// last revision it saw, on a random member, for a few seconds at a time.
 pub const WATCHERS: usize = 4;
@@ -477,7 +492,7 @@ pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
             }
             None::<()>
         };
-        let _ = tokio::time::timeout(length, listen).await;
+        within(length, listen).await;
         if let Some((revision, ..)) = record.events.last() {
             resume_from = revision + 1;
         } else if record.compacted {

@@ -7,7 +7,9 @@
 //! every operation here has a window and an outcome. A search that exceeds its budget is
 //! undecided, and fails the run like a violation.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet;
 
 use super::{Violation, lock_model::PathState};
 use crate::history::{Op, OpKind, Outcome};
@@ -184,7 +186,7 @@ fn check_path(ops: &[&Op]) -> Result<(), String> {
         None => true,
     };
     let mut linearized = vec![0u64; ops.len().div_ceil(64)];
-    let mut seen: HashSet<(Vec<u64>, PathState)> = HashSet::new();
+    let mut seen: FxHashSet<(Vec<u64>, PathState)> = FxHashSet::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut state = PathState::default();
     let mut cursor = events.first();
