@@ -295,6 +295,9 @@ impl Nemesis {
             Fault::DiskFull => {
                 hosts::unfill(&hosts.nodes[slot].mount);
                 self.note(format!("node {}'s ballast removed", hosts.nodes[slot].id));
+                // A write that failed just before may still be taking the node down.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.watch_crashes(hosts, Some(slot));
                 if !hosts.nodes[slot].is_up() {
                     self.note(format!("restart node {}", hosts.nodes[slot].id));
                     if let Err(e) = hosts.start(slot) {
