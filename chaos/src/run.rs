@@ -226,6 +226,7 @@ async fn chaos(
     );
     let receipts =
         std::mem::take(&mut *receipts.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    write_evidence(results, &history, &nemesis)?;
     let checked = Instant::now();
     let limits = ServerConfig::default().limits;
     let mut verdict = check::check(&history, &logs, &receipts, end_us, &limits);
@@ -236,7 +237,7 @@ async fn chaos(
     let summary =
         summary(args, seed, &history, &nemesis, &verdict, recovery.ok(), gaps, check_wall);
     println!("{summary}");
-    write_results(results, &history, &nemesis, &verdict, &summary)?;
+    write_verdict(results, &verdict, &summary)?;
     Ok(verdict.violations.is_empty())
 }
 
@@ -410,17 +411,14 @@ fn summary(
     text
 }
 
-fn write_results(
-    results: &Path,
-    history: &History,
-    nemesis: &Nemesis,
-    verdict: &check::Verdict,
-    summary: &str,
-) -> Result<(), String> {
-    let write = |name: &str, text: String| {
-        std::fs::write(results.join(name), text)
-            .map_err(|e| format!("{}/{name}: {e}", results.display()))
-    };
+fn write(results: &Path, name: &str, text: &str) -> Result<(), String> {
+    std::fs::write(results.join(name), text)
+        .map_err(|e| format!("{}/{name}: {e}", results.display()))
+}
+
+/// The history and the timeline, written before the checkers run (a checker that fails
+/// badly still leaves the evidence).
+fn write_evidence(results: &Path, history: &History, nemesis: &Nemesis) -> Result<(), String> {
     let mut ops = String::new();
     for op in &history.ops {
         let _ = writeln!(ops, "{op:?}");
@@ -431,15 +429,18 @@ fn write_results(
     for write in &history.writes {
         let _ = writeln!(ops, "{write:?}");
     }
-    write("history.txt", ops)?;
+    write(results, "history.txt", &ops)?;
     let mut timeline = String::new();
     for entry in &nemesis.timeline {
         let _ = writeln!(timeline, "{:>10.3}s {}", entry.at_us as f64 / 1e6, entry.what);
     }
-    write("timeline.txt", timeline)?;
+    write(results, "timeline.txt", &timeline)
+}
+
+fn write_verdict(results: &Path, verdict: &check::Verdict, summary: &str) -> Result<(), String> {
     let mut text = summary.to_owned();
     for violation in &verdict.violations {
         let _ = writeln!(text, "{violation}");
     }
-    write("verdict.txt", text)
+    write(results, "verdict.txt", &text)
 }

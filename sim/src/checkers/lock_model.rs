@@ -6,6 +6,11 @@
 //!
 //! Each lease in the workload uses exactly one path, so a lease's revoke or expiry is an
 //! operation on that path alone and paths can be checked one by one.
+//!
+//! Whether a lease has ended is not part of the state: it ended exactly when one of its
+//! ending operations ([`ends_lease`]) was taken, so the search knows it from the set of
+//! operations it has taken, and tells [`PathState::step`]. (Keeping the ended leases in
+//! the state made every state, and every remembered one, grow with the whole history.)
 
 use lockmgr_core::LockMode;
 
@@ -16,15 +21,17 @@ pub struct PathState {
     /// Sorted by lease. A token is `None` when the grant's answer was lost.
     holders: Vec<(i64, LockMode, Option<u64>)>,
     max_token: u64,
-    /// Leases that ended (revoked or expired), sorted.
-    ended: Vec<i64>,
+}
+
+/// Whether `op`, when taken, ends its lease.
+pub fn ends_lease(op: &Op) -> bool {
+    matches!(
+        (&op.kind, &op.outcome),
+        (OpKind::Revoke | OpKind::Expire, Outcome::Done) | (OpKind::Revoke, Outcome::Ended)
+    )
 }
 
 impl PathState {
-    fn alive(&self, lease: i64) -> bool {
-        self.ended.binary_search(&lease).is_err()
-    }
-
     pub fn held_by(&self, lease: i64) -> Option<usize> {
         self.holders.iter().position(|(holder, ..)| *holder == lease)
     }
@@ -46,9 +53,6 @@ impl PathState {
     fn end(&self, lease: i64) -> PathState {
         let mut next = self.clone();
         next.holders.retain(|(holder, ..)| *holder != lease);
-        if let Err(at) = next.ended.binary_search(&lease) {
-            next.ended.insert(at, lease);
-        }
         next
     }
 
@@ -64,15 +68,11 @@ impl PathState {
         next
     }
 
-    /// The state `op` leads to from this one (none: it cannot happen here). Operations
-    /// with an unknown outcome were settled from the applied log before (`resolve.rs`).
-    pub fn step(&self, op: &Op) -> Option<PathState> {
-        self.known(op)
-    }
-
-    fn known(&self, op: &Op) -> Option<PathState> {
+    /// The state `op` leads to from this one (none: it cannot happen here), `alive`
+    /// saying whether its lease has not ended yet. Operations with an unknown outcome were
+    /// settled from the applied log before (`resolve.rs`).
+    pub fn step(&self, op: &Op, alive: bool) -> Option<PathState> {
         let lease = op.lease;
-        let alive = self.alive(lease);
         let held = self.held_by(lease);
         match (&op.kind, &op.outcome) {
             (OpKind::Lock { mode, .. }, Outcome::Granted { token }) => match held {
