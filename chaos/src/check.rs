@@ -28,6 +28,9 @@ pub struct Verdict {
     pub committed: BTreeMap<u64, u64>,
     pub expiries: usize,
     pub settled: usize,
+    /// The log's lock events, and how many of them the recorder received.
+    pub lock_events: usize,
+    pub received: usize,
 }
 
 /// `logs`: (node id, its committed log); `end_us`: when the run stopped recording. The
@@ -46,7 +49,9 @@ pub fn check(
         verdict.violations.push(Violation::new("data-dirs", "no node's log could be read"));
         return verdict;
     };
-    let times = apply_times(longest, receipts, end_us, limits);
+    let (times, lock_events, received) = apply_times(longest, receipts, end_us, limits);
+    verdict.lock_events = lock_events;
+    verdict.received = received;
     let mut machine = StateMachineSafety::default();
     for (node, log) in logs {
         verdict.committed.insert(*node, log.committed);
@@ -60,6 +65,12 @@ pub fn check(
                 verdict.violations.push(violation);
             }
         }
+    }
+    if lock_events > 0 && received == 0 {
+        verdict.violations.push(Violation::new(
+            "recorder",
+            format!("the recorder received none of the log's {lock_events} lock events"),
+        ));
     }
     let log: &BTreeMap<u64, LogRecord> = &machine.log;
     verdict.log_entries = log.len();
@@ -84,20 +95,22 @@ fn apply_times(
     receipts: &BTreeMap<u64, u64>,
     end_us: u64,
     limits: &Limits,
-) -> BTreeMap<u64, u64> {
+) -> (BTreeMap<u64, u64>, usize, usize) {
     let mut replica = StateMachine::new(limits.clone());
     let mut received: Vec<(u64, u64)> = Vec::with_capacity(log.commands.len());
+    let (mut lock_events, mut matched) = (0, 0);
     for (index, command) in &log.commands {
         let applied = replica.apply(command);
-        let first = applied
-            .events
-            .iter()
-            .filter_map(|event| match event {
-                Event::Lock(event) => receipts.get(&event.revision).copied(),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(u64::MAX);
+        let mut first = u64::MAX;
+        for event in &applied.events {
+            if let Event::Lock(event) = event {
+                lock_events += 1;
+                if let Some(at_us) = receipts.get(&event.revision) {
+                    matched += 1;
+                    first = first.min(*at_us);
+                }
+            }
+        }
         received.push((*index, first));
     }
     let mut times = BTreeMap::new();
@@ -106,7 +119,7 @@ fn apply_times(
         bound = bound.min(first);
         times.insert(index, bound);
     }
-    times
+    (times, lock_events, matched)
 }
 
 #[cfg(test)]
@@ -158,20 +171,21 @@ mod tests {
         let revisions = revisions(&log);
         // Only the revoke's release was received (at 700); the last grant never was.
         let receipts = BTreeMap::from([(revisions[1], 700)]);
-        let times = apply_times(&log, &receipts, 9_000, &Limits::default());
+        let (times, events, received) = apply_times(&log, &receipts, 9_000, &Limits::default());
+        assert_eq!((events, received), (revisions.len(), 1));
         assert_eq!(times.values().copied().collect::<Vec<_>>(), vec![700, 700, 700, 700, 9_000]);
     }
 
     #[test]
     fn the_same_log_on_every_node_and_a_clean_history_pass() {
-        let verdict = check(
-            &History::default(),
-            &[(1, log()), (2, log())],
-            &BTreeMap::new(),
-            1,
-            &Limits::default(),
-        );
+        let receipts = revisions(&log()).into_iter().map(|r| (r, 1)).collect();
+        let logs = [(1, log()), (2, log())];
+        let verdict = check(&History::default(), &logs, &receipts, 1, &Limits::default());
         assert_eq!(verdict.violations, Vec::new());
+        // A recorder that received nothing is a broken harness, not a pass.
+        let blind = check(&History::default(), &logs, &BTreeMap::new(), 1, &Limits::default());
+        let checkers: Vec<&str> = blind.violations.iter().map(|v| v.checker).collect();
+        assert_eq!(checkers, vec!["recorder"]);
         assert_eq!(verdict.log_entries, 5);
     }
 

@@ -214,11 +214,12 @@ impl Nemesis {
                 }
             }
             Fault::DiskFull => {
-                let node = &hosts.nodes[target];
-                match hosts::fill(&node.mount) {
+                let (id, mount) = (hosts.nodes[target].id, hosts.nodes[target].mount.clone());
+                // Off the clients' thread: writing the ballast takes a while.
+                let filled = tokio::task::spawn_blocking(move || hosts::fill(&mount)).await;
+                match filled.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
                     Ok(bytes) => self.note(format!(
-                        "{fault}: node {}'s disk filled ({} MiB of ballast)",
-                        node.id,
+                        "{fault}: node {id}'s disk filled ({} MiB of ballast)",
                         bytes >> 20
                     )),
                     Err(e) => self.note(format!("{fault}: failed: {e}")),

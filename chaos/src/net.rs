@@ -23,38 +23,26 @@ pub fn node_ip(slot: usize) -> String {
 
 /// Runs a command to completion: its stdout, or an error naming it and what it printed.
 pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{program} {}: {}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        ))
-    }
+    finished(program, args, Command::new(program).args(args).output())
 }
 
 /// [`run`] without blocking the runtime's thread.
 pub async fn run_async(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = tokio::process::Command::new(program)
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
+    finished(program, args, tokio::process::Command::new(program).args(args).output().await)
+}
+
+fn finished(
+    program: &str,
+    args: &[&str],
+    output: std::io::Result<std::process::Output>,
+) -> Result<String, String> {
+    let command = format!("{program} {}", args.join(" "));
+    let output = output.map_err(|e| format!("{command}: {e}"))?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
-        Err(format!(
-            "{program} {}: {}{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        ))
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(format!("{command}: {}: {}", output.status, stderr.trim_end()))
     }
 }
 

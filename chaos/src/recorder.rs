@@ -36,7 +36,7 @@ pub async fn record(
         member = (member + 1) % addresses.len();
         let channel = channels.get(&addresses[member]).expect("valid addresses");
         let mut watch = WatchServiceClient::new(channel);
-        let request = WatchRequest { path: "/sim/".into(), prefix: true, start_revision: next };
+        let request = WatchRequest { path: "/sim".into(), prefix: true, start_revision: next };
         // A stream is left after a few seconds, so that a stalled member (paused, cut off)
         // delays receipts by no more than that.
         let listen = async {

@@ -389,7 +389,15 @@ fn summary(
             history.rejected_writes
         ),
     );
-    row("watch streams", format!("{} (recorder compaction gaps: {gaps})", history.watches.len()));
+    row(
+        "watch streams",
+        format!(
+            "{} (the recorder received {} of the log's {} lock events; compaction gaps: {gaps})",
+            history.watches.len(),
+            verdict.received,
+            verdict.lock_events
+        ),
+    );
     row("faults injected", format!("{} ({})", nemesis.injected.len(), faults.join(", ")));
     row(
         "log",

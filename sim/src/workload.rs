@@ -462,7 +462,8 @@ pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
     while now_us() < shared.stop_us {
         let prefix = rng.random_bool(0.3);
         let target = if prefix {
-            "/sim/".to_string()
+            // A prefix is a path (no trailing '/'); it covers the paths under it.
+            "/sim".to_string()
         } else {
             path_name(rng.random_range(0..shared.shape.paths))
         };

@@ -38,7 +38,12 @@ pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Violation
     let mut violations = Vec::new();
     for record in &history.watches {
         let watched = |path: &str| {
-            if record.prefix { path.starts_with(&record.target) } else { path == record.target }
+            if record.prefix {
+                path == record.target
+                    || path.strip_prefix(record.target.as_str()).is_some_and(|r| r.starts_with('/'))
+            } else {
+                path == record.target
+            }
         };
         let who = format!(
             "watcher {} on {}{} from revision {}",
