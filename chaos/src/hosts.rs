@@ -96,8 +96,6 @@ pub struct Node {
     pub mount: PathBuf,
     pub log: PathBuf,
     pub paused: bool,
-    /// Lives (starts) of this slot's processes.
-    pub starts: u32,
     child: Option<tokio::process::Child>,
 }
 
@@ -185,7 +183,6 @@ impl Hosts {
                 mount: mount.clone(),
                 log: results.join(format!("node-{slot}.log")),
                 paused: false,
-                starts: 0,
                 child: None,
             })
             .collect();
@@ -240,7 +237,6 @@ impl Hosts {
             .spawn()
             .map_err(|e| format!("starting node {}: {e}", node.id))?;
         node.child = Some(child);
-        node.starts += 1;
         node.paused = false;
         Ok(())
     }
