@@ -35,7 +35,7 @@ promtool check rules ops/prometheus/alerts.yml
 promtool test rules ops/prometheus/alerts_test.yml
 
 step "build the lockmgr binary (the black-box tests run it)"
-cargo build --locked -p lockmgr-server --bin lockmgr
+cargo build --locked -p lockmgr-cli --bin lockmgr
 
 step "tests"
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
@@ -53,9 +53,6 @@ $sudo target/debug/lockmgr-chaos --duration 90s --seed 1 --results target/chaos-
 step "the simulator builds (--cfg madsim, release, own target dir)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo build --locked --release -p lockmgr-sim
 SIM=target/sim/release/lockmgr-sim
-
-step "the simulator's own unit tests (its checkers)"
-RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo test --locked --release -p lockmgr-sim --lib
 
 step "simulation: 200 seeds (5 nodes, 60 simulated seconds of faults each) and the regression seeds"
 "$SIM" --seeds 0..200 --regressions

@@ -29,7 +29,7 @@ impl Lockmgr {
         let binary = lockmgr_tests::binary();
         if !binary.exists() {
             return Err(format!(
-                "{} is missing: build it with `cargo build --release -p lockmgr-server`",
+                "{} is missing: build it with `cargo build --release -p lockmgr-cli`",
                 binary.display()
             )
             .into());

@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! apt-get install etcd-server      # etcd 3.4, for the comparison
-//! cargo build --release -p lockmgr-server -p lockmgr-bench
+//! cargo build --release -p lockmgr-cli -p lockmgr-bench
 //! target/release/lockmgr-bench                        # every workload, both systems
 //! target/release/lockmgr-bench --systems lockmgr --seconds 2 --output json
 //! ```

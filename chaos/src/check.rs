@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use lockmgr_core::{Event, Limits, StateMachine};
-use lockmgr_sim::{
+use lockmgr_verify::{
     checkers::{
         Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
         mutual_exclusion,
@@ -125,7 +125,7 @@ fn apply_times(
 #[cfg(test)]
 mod tests {
     use lockmgr_core::{Command, LeaseId, LockMode, LockPath, LockRequest, PathRules};
-    use lockmgr_sim::history::Write;
+    use lockmgr_verify::history::Write;
 
     use super::*;
 

@@ -5,7 +5,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use lockmgr_sim::now_us;
+use lockmgr_verify::now_us;
 use nix::sys::signal::Signal;
 use rand::{RngExt, rngs::SmallRng, seq::IndexedRandom};
 

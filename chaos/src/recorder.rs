@@ -18,7 +18,7 @@ use lockmgr_proto::{
     Channels,
     v1::{WatchRequest, watch_service_client::WatchServiceClient},
 };
-use lockmgr_sim::now_us;
+use lockmgr_verify::now_us;
 
 /// Each revision, and when it was first received (µs since the start).
 pub type Receipts = Arc<Mutex<BTreeMap<u64, u64>>>;

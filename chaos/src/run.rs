@@ -22,7 +22,7 @@ use lockmgr_proto::{
     },
 };
 use lockmgr_server::ServerConfig;
-use lockmgr_sim::{
+use lockmgr_verify::{
     checkers::Violation,
     history::{History, Outcome},
     mark_start, now_us,
@@ -67,7 +67,7 @@ pub fn main(args: &Args) -> Result<bool, String> {
     };
     if !binary.exists() {
         return Err(format!(
-            "no lockmgr binary at {} (build it: cargo build -p lockmgr-server, or pass --lockmgr)",
+            "no lockmgr binary at {} (build it: cargo build -p lockmgr-cli, or pass --lockmgr)",
             binary.display()
         ));
     }

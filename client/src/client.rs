@@ -18,7 +18,7 @@ use lockmgr_proto::{
 };
 use tonic::{Code, Status, Streaming, transport::Channel};
 
-use crate::{error::Error, session::Session};
+use crate::error::Error;
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -163,11 +163,6 @@ impl Client {
 
     pub(crate) fn lease_service(channel: Channel) -> LeaseServiceClient<Channel> {
         LeaseServiceClient::new(channel)
-    }
-
-    /// Opens a session: a lease of `ttl`, kept alive in the background.
-    pub async fn session(&self, ttl: Duration) -> Result<Session, Error> {
-        Session::open(self.clone(), ttl).await
     }
 
     pub async fn grant_lease(&self, ttl: Duration) -> Result<v1::LeaseGrantResponse, Error> {
@@ -358,7 +353,15 @@ impl Client {
     }
 }
 
+/// `request` with the current span's W3C trace context (`traceparent`), if any (with the
+/// `otel` feature; without it a request carries no trace context).
+#[cfg(not(feature = "otel"))]
+fn traced<T>(request: tonic::Request<T>) -> tonic::Request<T> {
+    request
+}
+
 /// `request` with the current span's W3C trace context (`traceparent`), if any.
+#[cfg(feature = "otel")]
 fn traced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
     struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
     impl opentelemetry::propagation::Injector for Metadata<'_> {

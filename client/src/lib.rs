@@ -28,3 +28,5 @@ pub use client::{Client, ClientConfig};
 pub use error::Error;
 pub use lockmgr_proto::v1 as proto;
 pub use session::{LockGuard, LockMode, Session};
+/// What [`Error::code`] and [`Error::Rpc`] carry: match on them without adding tonic.
+pub use tonic::{Code, Status};

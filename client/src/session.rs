@@ -61,8 +61,17 @@ impl Drop for SessionInner {
     }
 }
 
+// Sessions are built on the client, never the other way round: this is the client's
+// door to them.
+impl Client {
+    /// Opens a session: a lease of `ttl`, kept alive in the background.
+    pub async fn session(&self, ttl: Duration) -> Result<Session, Error> {
+        Session::open(self.clone(), ttl).await
+    }
+}
+
 impl Session {
-    pub(crate) async fn open(client: Client, ttl: Duration) -> Result<Session, Error> {
+    async fn open(client: Client, ttl: Duration) -> Result<Session, Error> {
         let asked_at = Instant::now();
         let granted = client.grant_lease(ttl).await?;
         let ttl = Duration::from_millis(granted.ttl_ms.max(0) as u64);

@@ -14,7 +14,7 @@ pub struct PathRules {
 }
 
 impl PathRules {
-    /// The bounds of DESIGN.md: 512 bytes, 32 segments.
+    /// The bounds of `docs/semantics.md` (Paths): 512 bytes, 32 segments.
     pub const DEFAULT: PathRules = PathRules { bytes_max: 512, segments_max: 32 };
     /// No configuration may allow more than this; decoding a log entry or a snapshot
     /// checks against it, since those were validated against the configuration once.

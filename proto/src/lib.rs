@@ -1,6 +1,9 @@
 //! The wire protocol of lockmgr: package `lockmgr.v1`, generated from
 //! `proto/lockmgr/v1/lockmgr.proto` by tonic (or by madsim's tonic under `--cfg madsim`).
 //!
+//! The server stubs (`v1::*_server`) and the peer transport (`raft`) are behind the
+//! `server` feature: a client needs neither.
+//!
 //! Errors travel as gRPC statuses whose `details` hold a prost-encoded [`v1::ErrorDetail`];
 //! [`error_detail`] reads it back.
 
@@ -16,6 +19,7 @@ pub mod v1 {
 }
 
 /// Generated code for `lockmgr.raft.v1`, the peer-to-peer Raft transport.
+#[cfg(feature = "server")]
 #[allow(clippy::pedantic, missing_debug_implementations)]
 pub mod raft {
     tonic::include_proto!("lockmgr.raft.v1");

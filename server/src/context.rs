@@ -3,14 +3,14 @@
 
 use std::sync::{Arc, atomic::AtomicUsize};
 
+use lockmgr_core::LeaseId;
 use lockmgr_io::{NodeInfo, StateMachineStore};
 use lockmgr_proto::v1::ResponseHeader;
 use openraft::{ServerState, async_runtime::WatchReceiver};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::{
-    clock::Clock, config::ServerConfig, driver::ClearRequest, effects::Effects, forward::Forwarder,
-    metrics::Metrics,
+    clock::Clock, config::ServerConfig, effects::Effects, forward::Forwarder, metrics::Metrics,
 };
 
 pub type Raft = lockmgr_io::Raft<Effects>;
@@ -37,6 +37,15 @@ impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx").field("node_id", &self.node_id).finish_non_exhaustive()
     }
+}
+
+/// A keepalive's request to the leader's driver (`driver.rs`) to clear a lease's
+/// checkpoint before the keepalive is acknowledged. It is defined here, with the rest of
+/// what the services and the driver share, so the services need not know the driver.
+#[derive(Debug)]
+pub struct ClearRequest {
+    pub lease_id: LeaseId,
+    pub done: oneshot::Sender<Result<(), tonic::Status>>,
 }
 
 /// Where a request must be served.

@@ -8,20 +8,15 @@
 
 use std::time::Duration;
 
-use lockmgr_core::{Command, LeaseCheckpoint, LeaseId};
+use lockmgr_core::{Command, LeaseCheckpoint};
 use openraft::{ReadPolicy, ServerState, async_runtime::WatchReceiver};
-use tokio::sync::{oneshot, watch};
-use tonic::Status;
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::{context::SharedCtx, proposer::propose};
-
-/// A keepalive's request to clear a lease's checkpoint before it is acknowledged.
-#[derive(Debug)]
-pub struct ClearRequest {
-    pub lease_id: LeaseId,
-    pub done: oneshot::Sender<Result<(), Status>>,
-}
+use crate::{
+    context::{ClearRequest, SharedCtx},
+    proposer::propose,
+};
 
 /// Runs until `shutdown` turns true.
 pub async fn run(

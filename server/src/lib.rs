@@ -4,9 +4,7 @@
 //! clocks; `effects.rs` follows every applied command; `service/` holds the public gRPC
 //! services; `forward.rs` and `proposer.rs` get requests to the leader and through Raft.
 
-pub mod cli;
 pub mod clock;
-pub mod commands;
 pub mod config;
 #[cfg(not(madsim))]
 mod connections;

@@ -1,18 +1,12 @@
 //! The deterministic simulator: the real server, Raft and gRPC code on madsim nodes with a
 //! simulated network, disk and clock, driven by a seed. One run (`run.rs`) starts a
-//! cluster (`cluster.rs`) on simulated disks (`disk.rs`), lets a workload (`workload.rs`)
-//! record a client history while nemeses (`nemesis.rs`) inject the faults the seed chose
-//! (`plan.rs`), heals, and hands the history and what every node applied (`observe.rs`)
-//! to the checkers (`checkers/`, one invariant per file). The same seed replays the
-//! same run, byte for byte.
+//! cluster (`cluster.rs`) on simulated disks (`disk.rs`), lets the workload of
+//! `lockmgr-verify` record a client history while nemeses (`nemesis.rs`) inject the
+//! faults the seed chose (`plan.rs`), heals, probes liveness (`liveness.rs`), and hands
+//! the history and what every node applied (`observe.rs`) to verify's checkers. The same
+//! seed replays the same run, byte for byte.
 //!
-//! The history, the workload and the checkers that read a finished history do not need
-//! the simulation: the chaos suite on real processes (`chaos/`) runs them too.
-
-pub mod checkers;
-pub mod history;
-pub mod resolve;
-pub mod workload;
+//! Everything here exists only in a `--cfg madsim` build.
 
 #[cfg(madsim)]
 pub mod cli;
@@ -21,6 +15,8 @@ mod cluster;
 #[cfg(madsim)]
 pub mod disk;
 #[cfg(madsim)]
+mod liveness;
+#[cfg(madsim)]
 mod nemesis;
 #[cfg(madsim)]
 pub mod observe;
@@ -28,17 +24,3 @@ pub mod observe;
 pub mod plan;
 #[cfg(madsim)]
 pub mod run;
-
-/// Time since the start of the run (`mark_start` on this thread), in microseconds:
-/// simulated time in the simulator, real time elsewhere.
-pub fn now_us() -> u64 {
-    START.with(|start| start.get().map_or(0, |start| start.elapsed().as_micros() as u64))
-}
-
-thread_local! {
-    static START: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
-}
-
-pub fn mark_start() {
-    START.with(|start| start.set(Some(std::time::Instant::now())));
-}

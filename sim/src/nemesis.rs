@@ -12,9 +12,10 @@ use madsim::{net::NetSim, runtime::Handle};
 use rand::{RngExt, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
 use tonic::{Code, transport::Channel};
 
+use lockmgr_verify::now_us;
+
 use crate::{
     cluster::{self, Cluster, REPLACEMENT_STEP},
-    now_us,
     observe::Observer,
     plan::{Fault, Plan},
 };

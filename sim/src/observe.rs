@@ -11,7 +11,7 @@ use lockmgr_core::{Applied, Command};
 use lockmgr_io::TypeConfig;
 use openraft::{RaftMetrics, ServerState};
 
-use crate::checkers::{
+use lockmgr_verify::checkers::{
     Violation,
     election_safety::ElectionSafety,
     raft_progress::{Progress, RaftProgress},
@@ -53,9 +53,9 @@ impl Observer {
     pub fn note(&self, line: String) {
         let mut observations = self.lock();
         if observations.verbose {
-            println!("{:>10.3}s {line}", crate::now_us() as f64 / 1e6);
+            println!("{:>10.3}s {line}", lockmgr_verify::now_us() as f64 / 1e6);
         }
-        observations.trace.push(format!("{} {line}", crate::now_us()));
+        observations.trace.push(format!("{} {line}", lockmgr_verify::now_us()));
     }
 
     pub fn node_started(&self, node: u64) -> u64 {
@@ -92,7 +92,7 @@ impl Observer {
         command: &Command,
         applied: &Applied,
     ) {
-        let now_us = crate::now_us();
+        let now_us = lockmgr_verify::now_us();
         let mut observations = self.lock();
         let violation =
             observations.machine.handle_applied(node, incarnation, index, command, applied, now_us);

@@ -117,8 +117,8 @@ impl Plan {
     }
 
     /// What the plan's clients do.
-    pub fn shape(&self) -> crate::workload::Shape {
-        crate::workload::Shape {
+    pub fn shape(&self) -> lockmgr_verify::workload::Shape {
+        lockmgr_verify::workload::Shape {
             seed: self.options.seed,
             paths: self.paths,
             lease_ttl_ms: self.lease_ttl_ms,

@@ -12,19 +12,23 @@ use std::{
 
 use lockmgr_core::planted;
 use lockmgr_proto::Channels;
-
-use crate::{
+use lockmgr_verify::{
     checkers::{
-        self, Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
+        Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
         mutual_exclusion, watch_consistency,
     },
+    history::History,
+    resolve,
+    workload::{self, Shared},
+};
+
+use crate::{
     cluster::Cluster,
     disk::DiskStats,
-    history::History,
+    liveness,
     nemesis::Nemesis,
     observe::{Observations, Observer},
     plan::{Plan, RunOptions},
-    workload::{self, Shared},
 };
 
 /// What one run did and found.
@@ -87,8 +91,8 @@ pub fn run(options: RunOptions) -> RunReport {
     violations.extend(lost_ack::check(log, &history));
     violations.extend(fenced_resource::check(log, &history));
     violations.extend(watch_consistency::check(log, &history));
-    let expiries = crate::resolve::expiries(log, &history);
-    let operations = crate::resolve::resolve(&history, log);
+    let expiries = resolve::expiries(log, &history);
+    let operations = resolve::resolve(&history, log);
     violations.extend(linearizability::check(&operations, &expiries, plan.options.verbose));
     let check_wall = checked.elapsed();
     RunReport {
@@ -108,7 +112,7 @@ pub fn run(options: RunOptions) -> RunReport {
 }
 
 async fn simulate(options: RunOptions) -> Recorded {
-    crate::mark_start();
+    lockmgr_verify::mark_start();
     let plan = Plan::draw(options);
     let observer = Observer::new(options.verbose);
     observer.note(format!("seed {}: {}", options.seed, plan.summary()));
@@ -142,7 +146,7 @@ async fn simulate(options: RunOptions) -> Recorded {
         .client
         .spawn({
             let observer = observer.clone();
-            async move { checkers::liveness::check(&addresses, &observer).await }
+            async move { liveness::check(&addresses, &observer).await }
         })
         .await
         .expect("the probe task completes");

@@ -14,7 +14,7 @@ use lockmgr_client::{Client, ClientConfig};
 
 /// The `lockmgr` binary of this workspace, built once if it is not there yet. It is not
 /// rebuilt when stale: `scripts/test.sh` builds it before the tests (so should you, with
-/// `cargo build -p lockmgr-server`, after changing the server).
+/// `cargo build -p lockmgr-cli`, after changing the server).
 pub fn binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
@@ -29,7 +29,7 @@ pub fn binary() -> PathBuf {
             if !binary.exists() {
                 let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
                 let status = Command::new(cargo)
-                    .args(["build", "-p", "lockmgr-server", "--bin", "lockmgr"])
+                    .args(["build", "-p", "lockmgr-cli", "--bin", "lockmgr"])
                     .status()
                     .expect("cargo runs");
                 assert!(status.success(), "building lockmgr failed");

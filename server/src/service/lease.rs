@@ -18,8 +18,7 @@ use tracing::{debug, info};
 
 use super::read_barrier;
 use crate::{
-    context::{Route, SharedCtx},
-    driver::ClearRequest,
+    context::{ClearRequest, Route, SharedCtx},
     forward::{self, lead_or_forward},
     proposer::propose,
     status,

@@ -1,15 +1,15 @@
-//! The checkers, one invariant per file (DESIGN.md section 4). The first three watch the
-//! nodes while the run goes on (`observe.rs` feeds them); the others read the finished
-//! history and the applied log; `liveness.rs` probes the healed cluster. All but the
-//! liveness probe also run on the chaos suite's real-process histories.
+//! The checkers, one invariant per file (`docs/invariants.md`). Election safety, Raft
+//! progress and state machine safety watch the nodes while a run goes on (the
+//! simulator's `observe.rs` feeds them); the others read the finished history and the
+//! applied log, in the simulator and on the chaos suite's real-process histories alike.
+//! Liveness after healing is a probe of a live cluster, so each harness has its own
+//! (`sim/src/liveness.rs`, `chaos/src/check.rs`).
 
 pub mod election_safety;
 pub mod fenced_resource;
 pub mod fencing;
 pub mod lease_safety;
 pub mod linearizability;
-#[cfg(madsim)]
-pub mod liveness;
 pub mod lock_model;
 pub mod lost_ack;
 pub mod mutual_exclusion;

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{ConfigError, ServerConfig};
+use lockmgr_server::config::{ConfigError, ServerConfig};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,13 +1,19 @@
-//! `lockmgr`: the server and its command-line client.
+//! `lockmgr`: the server and its command-line client. `args.rs` is the command line;
+//! `lockmgr server` runs a member through the server library, every other subcommand is
+//! a client call through the client library (`commands.rs`).
+
+mod args;
+mod commands;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use lockmgr_server::{
-    cli::{Cli, Command, LogFormat, ServerArgs},
+use tracing_subscriber::EnvFilter;
+
+use crate::{
+    args::{Cli, Command, LogFormat, Output, ServerArgs},
     commands::Ctl,
 };
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,7 +43,7 @@ async fn run(cli: Cli) -> ExitCode {
 
 async fn client(
     endpoints: Vec<String>,
-    output: lockmgr_server::cli::Output,
+    output: Output,
     command: Command,
 ) -> Result<ExitCode, lockmgr_client::Error> {
     let ctl = Ctl::new(endpoints, output)?;

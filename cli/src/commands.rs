@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use lockmgr_client::{Client, ClientConfig, Error, LockMode, proto as v1};
 use serde_json::{Value, json};
 
-use crate::cli::{
+use crate::args::{
     ClusterCommand, FenceCommand, LeaseCommand, LockArgs, LocksCommand, Output, WatchArgs,
 };
 

@@ -9,8 +9,9 @@ use lockmgr_proto::{
     v1::{LeaseGrantRequest, LeaseRevokeRequest, lease_service_client::LeaseServiceClient},
 };
 
-use super::Violation;
-use crate::{now_us, observe::Observer};
+use lockmgr_verify::{checkers::Violation, now_us};
+
+use crate::observe::Observer;
 
 const NAME: &str = "liveness";
 
