@@ -37,11 +37,14 @@ pub enum Command {
         request_id: RequestId,
     },
     /// Removes one waiter, named by the revision at which it queued, so that a late
-    /// time-out never cancels a newer wait of the same lease.
+    /// time-out never cancels a newer wait of the same lease, and by the request it
+    /// serves (0: whichever), so that a cancel of a request that a later one took over
+    /// ends nothing.
     CancelWait {
         path: LockPath,
         lease_id: LeaseId,
         queued_revision: Revision,
+        request_id: RequestId,
         reason: CancelReason,
     },
     /// Ends a lock-delay: the path may be granted again.

@@ -15,11 +15,33 @@ use crate::{
 #[non_exhaustive]
 pub enum Event {
     Lock(WatchEvent),
-    LeaseGranted { lease_id: LeaseId, ttl_ms: u64 },
-    LeaseEnded { lease_id: LeaseId, reason: LeaseEndReason },
-    LeaseCheckpointed { lease_id: LeaseId, remaining_ttl_ms: Option<u64> },
-    LockDelayStarted { path: LockPath, delay_ms: u64 },
-    LockDelayEnded { path: LockPath },
+    LeaseGranted {
+        lease_id: LeaseId,
+        ttl_ms: u64,
+    },
+    LeaseEnded {
+        lease_id: LeaseId,
+        reason: LeaseEndReason,
+    },
+    LeaseCheckpointed {
+        lease_id: LeaseId,
+        remaining_ttl_ms: Option<u64>,
+    },
+    LockDelayStarted {
+        path: LockPath,
+        delay_ms: u64,
+    },
+    LockDelayEnded {
+        path: LockPath,
+    },
+    /// A blocking request took over the lease's wait for `path` (same place in the
+    /// queue): its time-out runs again from now.
+    WaitRenewed {
+        path: LockPath,
+        lease_id: LeaseId,
+        queued_revision: Revision,
+        wait_timeout_ms: u64,
+    },
 }
 
 /// One change to one path, at one revision (revisions increase by one per event).

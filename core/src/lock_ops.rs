@@ -1,6 +1,12 @@
 //! The lock rules, applied: acquire (grant, queue or busy), unlock by token, cancel a
 //! wait, end a lock-delay, and the FIFO hand-off that follows every release.
 //!
+//! A lease asking again for a path it already holds gets its grant back; one asking
+//! again for a path it waits for keeps its place: a try-lock is answered busy and
+//! leaves the wait alone, a blocking request takes the wait over (its request id and
+//! time-out replace the earlier ones, so a cancel of the earlier request no longer
+//! matches it).
+//!
 //! Transitions of a path: free -> held (grant) -> free (release); a request that cannot
 //! be granted at once queues (wait > 0) or is answered busy (try-lock); every release,
 //! dequeue or lock-delay end hands the path to the head of the queue while the head is
@@ -9,7 +15,7 @@
 
 use crate::{
     command::{CancelReason, LockRequest},
-    dedup::Seen,
+    dedup::{RequestKey, Seen},
     event::{Event, WatchEventKind},
     lock::{Grant, LockEntry, Waiter},
     machine::{StateMachine, emit},
@@ -22,6 +28,8 @@ use crate::{
 enum Decision {
     Grant,
     Queue,
+    /// The lease already waits for the path, at this place in the queue.
+    Rejoin(usize),
     Busy(LockOutcome),
     Answer(Reply),
 }
@@ -31,17 +39,19 @@ impl StateMachine {
         if let Err(rejection) = self.check_lock_request(request) {
             return Reply::Rejected(rejection);
         }
-        match self.seen(request.lease_id, request.request_id) {
+        let key = RequestKey::Lock { path: request.path.clone(), mode: request.mode };
+        match self.seen(request.lease_id, request.request_id, &key) {
             Ok(()) => {}
             Err(reply) => return reply,
         }
         let reply = match self.decide(request) {
             Decision::Grant => self.grant_now(request, events),
             Decision::Queue => self.enqueue(request, events),
+            Decision::Rejoin(position) => self.rejoin(request, position, events),
             Decision::Busy(outcome) => Reply::Lock(outcome),
             Decision::Answer(reply) => reply,
         };
-        self.remember(request.lease_id, request.request_id, &reply);
+        self.remember(request.lease_id, request.request_id, key, &reply);
         reply
     }
 
@@ -53,7 +63,8 @@ impl StateMachine {
         request_id: RequestId,
         events: &mut Vec<Event>,
     ) -> Reply {
-        if let Err(reply) = self.seen(lease_id, request_id) {
+        let key = RequestKey::Unlock { path: path.clone(), token };
+        if let Err(reply) = self.seen(lease_id, request_id, &key) {
             return reply;
         }
         let held = self.state.locks.get(path).and_then(|entry| entry.holder(lease_id));
@@ -73,21 +84,27 @@ impl StateMachine {
                 Reply::Unlocked { token }
             }
         };
-        self.remember(lease_id, request_id, &reply);
+        self.remember(lease_id, request_id, key, &reply);
         reply
     }
 
+    /// Removes the waiter that queued at `queued_revision`, if it still serves
+    /// `request_id` (0: whichever request): a cancel of a request that a later one took
+    /// over ends nothing.
     pub(crate) fn cancel_wait(
         &mut self,
         path: &LockPath,
         lease_id: LeaseId,
         queued_revision: Revision,
+        request_id: RequestId,
         reason: CancelReason,
         events: &mut Vec<Event>,
     ) -> Reply {
         let position = self.state.locks.get(path).and_then(|entry| {
             entry.waiters.iter().position(|waiter| {
-                waiter.lease_id == lease_id && waiter.queued_revision == queued_revision
+                waiter.lease_id == lease_id
+                    && waiter.queued_revision == queued_revision
+                    && (request_id == 0 || waiter.request_id == request_id)
             })
         });
         let Some(position) = position else {
@@ -209,13 +226,23 @@ impl StateMachine {
     }
 
     /// `Ok` if the request is new; otherwise the reply it must get.
-    fn seen(&self, lease_id: LeaseId, request_id: RequestId) -> Result<(), Reply> {
+    fn seen(
+        &self,
+        lease_id: LeaseId,
+        request_id: RequestId,
+        key: &RequestKey,
+    ) -> Result<(), Reply> {
         let Some(lease) = self.state.leases.get(&lease_id) else {
             return Err(Reply::Rejected(Rejection::LeaseNotFound { lease_id }));
         };
-        match lease.requests.check(request_id) {
+        match lease.requests.check(request_id, key) {
             Seen::New => Ok(()),
             Seen::Repeat(reply) => Err(reply),
+            Seen::Reused { first } => Err(Reply::Rejected(Rejection::RequestIdReused {
+                lease_id,
+                request_id,
+                first: first.to_string(),
+            })),
             Seen::TooOld { oldest_kept } => Err(Reply::Rejected(Rejection::RequestIdTooOld {
                 lease_id,
                 request_id,
@@ -224,18 +251,24 @@ impl StateMachine {
         }
     }
 
-    fn remember(&mut self, lease_id: LeaseId, request_id: RequestId, reply: &Reply) {
+    fn remember(
+        &mut self,
+        lease_id: LeaseId,
+        request_id: RequestId,
+        key: RequestKey,
+        reply: &Reply,
+    ) {
         let capacity = self.limits.request_window_per_lease;
         if let Some(lease) = self.state.leases.get_mut(&lease_id) {
-            lease.requests.record(request_id, reply, capacity);
+            lease.requests.record(request_id, key, reply, capacity);
         }
     }
 
     fn decide(&self, request: &LockRequest) -> Decision {
         let lease = &self.state.leases[&request.lease_id];
         let entry = self.state.locks.get(&request.path);
-        if let Some(reply) = entry.and_then(|entry| repeat_of_own_lock(entry, request)) {
-            return Decision::Answer(reply);
+        if let Some(decision) = entry.and_then(|entry| repeat_of_own_lock(entry, request)) {
+            return decision;
         }
         let limit = |limit: Limit, max: usize| {
             Decision::Answer(Reply::Rejected(Rejection::LimitExceeded { limit, max: max as u64 }))
@@ -276,6 +309,29 @@ impl StateMachine {
         Reply::Lock(LockOutcome::Granted { token, mode: request.mode })
     }
 
+    /// The lease already waits at `position`: a try-lock is busy (the wait goes on), a
+    /// blocking request takes the wait over with its own id and time-out.
+    fn rejoin(&mut self, request: &LockRequest, position: usize, events: &mut Vec<Event>) -> Reply {
+        let entry = self.state.locks.get_mut(&request.path).expect("the lease waits here");
+        if request.wait_timeout_ms == 0 {
+            return Reply::Lock(LockOutcome::Busy {
+                holders: entry.holder_views(),
+                lock_delay: entry.delayed,
+            });
+        }
+        let waiter = &mut entry.waiters[position];
+        waiter.request_id = request.request_id;
+        waiter.wait_timeout_ms = request.wait_timeout_ms;
+        let queued_revision = waiter.queued_revision;
+        events.push(Event::WaitRenewed {
+            path: request.path.clone(),
+            lease_id: request.lease_id,
+            queued_revision,
+            wait_timeout_ms: request.wait_timeout_ms,
+        });
+        Reply::Lock(LockOutcome::Queued { queued_revision, position })
+    }
+
     fn enqueue(&mut self, request: &LockRequest, events: &mut Vec<Event>) -> Reply {
         let state = &mut self.state;
         let who = (request.lease_id, request.holder_id.as_str(), request.mode);
@@ -297,22 +353,23 @@ impl StateMachine {
     }
 }
 
-/// The same lease asking again for a path it holds or waits for gets the same
-/// grant or place back (never a deadlock with itself); in another mode, a refusal.
-fn repeat_of_own_lock(entry: &LockEntry, request: &LockRequest) -> Option<Reply> {
-    let (held_mode, outcome) = if let Some(grant) = entry.holder(request.lease_id) {
-        (grant.mode, LockOutcome::Granted { token: grant.token, mode: grant.mode })
+/// The same lease asking again for a path it holds gets the same grant back (never a
+/// deadlock with itself); for a path it waits for, its place ([`StateMachine::rejoin`]);
+/// in another mode, a refusal.
+fn repeat_of_own_lock(entry: &LockEntry, request: &LockRequest) -> Option<Decision> {
+    let (held_mode, decision) = if let Some(grant) = entry.holder(request.lease_id) {
+        let granted = LockOutcome::Granted { token: grant.token, mode: grant.mode };
+        (grant.mode, Decision::Answer(Reply::Lock(granted)))
     } else {
         let position = entry.waiter_position(request.lease_id)?;
-        let waiter = &entry.waiters[position];
-        (waiter.mode, LockOutcome::Queued { queued_revision: waiter.queued_revision, position })
+        (entry.waiters[position].mode, Decision::Rejoin(position))
     };
     if held_mode != request.mode {
-        return Some(Reply::Rejected(Rejection::ModeConflict {
+        return Some(Decision::Answer(Reply::Rejected(Rejection::ModeConflict {
             path: request.path.clone(),
             lease_id: request.lease_id,
             held: held_mode,
-        }));
+        })));
     }
-    Some(Reply::Lock(outcome))
+    Some(decision)
 }

@@ -75,9 +75,8 @@ impl StateMachine {
             Command::Unlock { path, lease_id, token, request_id } => {
                 self.unlock(path, *lease_id, *token, *request_id, &mut events)
             }
-            Command::CancelWait { path, lease_id, queued_revision, reason } => {
-                self.cancel_wait(path, *lease_id, *queued_revision, *reason, &mut events)
-            }
+            Command::CancelWait { path, lease_id, queued_revision, request_id, reason } => self
+                .cancel_wait(path, *lease_id, *queued_revision, *request_id, *reason, &mut events),
             Command::EndLockDelay { path } => self.end_lock_delay(path, &mut events),
         };
         Applied { reply, events }

@@ -98,6 +98,11 @@ pub enum Rejection {
          ({oldest_kept}); request ids must be unique and increasing per lease"
     )]
     RequestIdTooOld { lease_id: LeaseId, request_id: RequestId, oldest_kept: RequestId },
+    #[error(
+        "request id {request_id} of lease {lease_id} was already used for {first}; a retry \
+         must repeat the same request, and a different request needs a new id"
+    )]
+    RequestIdReused { lease_id: LeaseId, request_id: RequestId, first: String },
     #[error("limit {} reached: at most {max}", limit.name())]
     LimitExceeded { limit: Limit, max: u64 },
     #[error("holder id is {len} bytes; the limit is {max} bytes")]
@@ -106,6 +111,9 @@ pub enum Rejection {
     WaitTimeoutTooLong { wait_timeout_ms: u64, max_ms: u64 },
     #[error("timed out waiting for {path}")]
     WaitTimedOut { path: LockPath },
-    #[error("the wait for {path} was cancelled")]
+    #[error(
+        "the wait for {path} was given up: no caller was attached to it (its callers went \
+         away and no retry came in time); send a new request"
+    )]
     WaitCancelled { path: LockPath },
 }

@@ -101,6 +101,14 @@ impl Timers {
                     | WatchEventKind::Released { .. } => {}
                 }
             }
+            Event::WaitRenewed { path, lease_id, queued_revision, wait_timeout_ms } => {
+                let timer = Timer::Wait {
+                    path: path.clone(),
+                    lease_id: *lease_id,
+                    queued_revision: *queued_revision,
+                };
+                self.queue.insert(timer, now_ms + wait_timeout_ms);
+            }
             Event::LockDelayStarted { path, delay_ms } => {
                 self.queue.insert(Timer::LockDelay { path: path.clone() }, now_ms + delay_ms);
             }
@@ -124,6 +132,7 @@ impl Timers {
                     path,
                     lease_id,
                     queued_revision,
+                    request_id: 0,
                     reason: CancelReason::WaitTimeout,
                 },
                 Timer::LockDelay { path } => Command::EndLockDelay { path },

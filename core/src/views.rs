@@ -8,7 +8,8 @@ use crate::{
     machine::StateMachine,
     path::LockPath,
     reply::HolderView,
-    types::{FencingToken, LeaseId, LockMode, Revision},
+    reply::Reply,
+    types::{FencingToken, LeaseId, LockMode, RequestId, Revision},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +101,12 @@ impl StateMachine {
             held: lease.held.iter().cloned().collect(),
             waiting: lease.waiting.iter().cloned().collect(),
         })
+    }
+
+    /// The reply remembered for a lease's request id (a queued request's reply is its
+    /// final outcome once the wait ended), if the lease and the id are remembered.
+    pub fn remembered_reply(&self, lease_id: LeaseId, request_id: RequestId) -> Option<Reply> {
+        self.state.leases.get(&lease_id)?.requests.reply(request_id).cloned()
     }
 
     /// Up to `limit` leases with ids above `after`, in id order.

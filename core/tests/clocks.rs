@@ -196,6 +196,7 @@ fn a_wait_times_out_into_a_cancel_wait_and_a_grant_disarms_it() {
         path: path("/x"),
         lease_id,
         queued_revision,
+        request_id: 0,
         reason: CancelReason::WaitTimeout,
     };
     assert_eq!(due, vec![cancel(b, 2), cancel(c, 3)]);

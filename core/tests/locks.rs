@@ -87,10 +87,10 @@ fn a_shared_request_behind_a_queued_exclusive_one_waits() {
     sm.lock("/cfg", w, Exclusive, 1_000);
     // Compatible with the shared holder, but a writer queued first: no starvation.
     assert_eq!(sm.lock("/cfg", r2, Shared, 1_000).reply, queued(3, 1));
-    assert!(matches!(
-        sm.lock("/cfg", r2, Shared, 0).reply,
-        Reply::Lock(LockOutcome::Queued { .. })
-    ));
+    assert!(
+        matches!(sm.lock("/cfg", r2, Shared, 0).reply, Reply::Lock(LockOutcome::Busy { .. })),
+        "a try-lock from the queued reader is busy; its wait goes on"
+    );
     let applied = sm.unlock("/cfg", r1, t1);
     let acquirers: Vec<i64> = watch(&applied).iter().skip(1).map(|e| e.2).collect();
     assert_eq!(acquirers, vec![w.0], "the writer first, the reader after it");
@@ -119,9 +119,78 @@ fn the_same_lease_asking_again_gets_the_same_grant_or_place() {
     assert_eq!(again.reply, granted(token, Exclusive));
     assert!(again.events.is_empty());
     assert_eq!(sm.lock("/x", b, Exclusive, 5_000).reply, queued(2, 0));
-    let again = sm.lock("/x", b, Exclusive, 5_000);
+    let again = sm.lock("/x", b, Exclusive, 7_000);
     assert_eq!(again.reply, queued(2, 0));
-    assert!(again.events.is_empty());
+    assert!(watch(&again).is_empty(), "the place is kept, nothing is queued anew");
+    let renewed = Event::WaitRenewed {
+        path: path("/x"),
+        lease_id: b,
+        queued_revision: 2,
+        wait_timeout_ms: 7_000,
+    };
+    assert_eq!(again.events, vec![renewed], "the wait's time-out runs again");
+}
+
+#[test]
+fn a_try_lock_from_a_waiting_lease_is_busy_and_keeps_the_wait() {
+    let mut sm = Checked::new();
+    let (a, b) = (sm.lease(10_000), sm.lease(10_000));
+    let token = sm.grant("/x", a, Exclusive);
+    assert_eq!(sm.apply(lock_command("/x", b, Exclusive, 5_000, 1)).reply, queued(2, 0));
+    let try_lock = sm.apply(lock_command("/x", b, Exclusive, 0, 2));
+    assert!(matches!(try_lock.reply, Reply::Lock(LockOutcome::Busy { .. })), "{try_lock:?}");
+    assert!(try_lock.events.is_empty());
+    let applied = sm.unlock("/x", a, token);
+    assert_eq!(watch(&applied).last().unwrap().2, b.0, "b kept its place and is granted");
+    assert_eq!(sm.apply(lock_command("/x", b, Exclusive, 5_000, 1)).reply, granted(4, Exclusive));
+}
+
+#[test]
+fn a_cancel_of_a_request_taken_over_by_a_later_one_ends_nothing() {
+    let mut sm = Checked::new();
+    let (a, b) = (sm.lease(10_000), sm.lease(10_000));
+    sm.grant("/x", a, Exclusive);
+    assert_eq!(sm.apply(lock_command("/x", b, Exclusive, 5_000, 1)).reply, queued(2, 0));
+    assert_eq!(sm.apply(lock_command("/x", b, Exclusive, 5_000, 2)).reply, queued(2, 0));
+    let cancel = |request_id| Command::CancelWait {
+        path: path("/x"),
+        lease_id: b,
+        queued_revision: 2,
+        request_id,
+        reason: CancelReason::Cancelled,
+    };
+    assert_eq!(sm.apply(cancel(1)).reply, Reply::NotWaiting, "request 1 was taken over");
+    assert_eq!(sm.0.lock(&path("/x")).unwrap().waiters.len(), 1);
+    assert_eq!(sm.apply(cancel(2)).reply, Reply::WaitCancelled);
+    let cancelled = Reply::Rejected(Rejection::WaitCancelled { path: path("/x") });
+    assert_eq!(sm.apply(lock_command("/x", b, Exclusive, 5_000, 2)).reply, cancelled);
+}
+
+#[test]
+fn a_request_id_reused_for_another_request_is_refused() {
+    let mut sm = Checked::new();
+    let a = sm.lease(10_000);
+    assert_eq!(sm.apply(lock_command("/a", a, Exclusive, 0, 555)).reply, granted(1, Exclusive));
+    let reused = |reply: Reply| {
+        matches!(reply, Reply::Rejected(Rejection::RequestIdReused { request_id: 555, .. }))
+    };
+    let other_path = sm.apply(lock_command("/b", a, Exclusive, 0, 555));
+    assert!(reused(other_path.reply.clone()), "{other_path:?}");
+    assert!(other_path.events.is_empty(), "/b is not locked");
+    assert!(sm.0.lock(&path("/b")).is_none());
+    assert!(reused(sm.apply(lock_command("/a", a, Shared, 0, 555)).reply), "another mode");
+    let unlock = Command::Unlock { path: path("/a"), lease_id: a, token: 1, request_id: 555 };
+    assert!(reused(sm.apply(unlock).reply), "an unlock under the lock's id");
+    assert_eq!(sm.0.lock(&path("/a")).unwrap().holders.len(), 1, "/a is still held");
+    // The other order: an unlock's id reused by a lock.
+    let unlock = Command::Unlock { path: path("/a"), lease_id: a, token: 1, request_id: 556 };
+    assert_eq!(sm.apply(unlock).reply, Reply::Unlocked { token: 1 });
+    assert!(reused_556(&sm.apply(lock_command("/a", a, Exclusive, 0, 556)).reply));
+    assert_eq!(sm.apply(lock_command("/a", a, Exclusive, 0, 555)).reply, granted(1, Exclusive));
+}
+
+fn reused_556(reply: &Reply) -> bool {
+    matches!(reply, Reply::Rejected(Rejection::RequestIdReused { request_id: 556, .. }))
 }
 
 #[test]
@@ -159,6 +228,7 @@ fn cancel_wait_removes_exactly_the_named_wait() {
         path: path("/x"),
         lease_id: b,
         queued_revision,
+        request_id: 0,
         reason: CancelReason::WaitTimeout,
     };
     assert_eq!(sm.apply(cancel(7)).reply, Reply::NotWaiting, "another wait's time-out");
@@ -181,6 +251,7 @@ fn cancelling_a_queued_writer_lets_the_readers_behind_it_in() {
         path: path("/cfg"),
         lease_id: w,
         queued_revision: 2,
+        request_id: 0,
         reason: CancelReason::Cancelled,
     });
     let kinds: Vec<_> = watch(&applied).into_iter().map(|e| (e.2, e.3)).collect();

@@ -164,6 +164,7 @@ fn command(sm: &StateMachine, op: &Op, last_request_id: &mut u64) -> Command {
                 path: lock_path(path),
                 lease_id: lease_id(lease),
                 queued_revision,
+                request_id: 0,
                 reason,
             }
         }

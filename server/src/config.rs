@@ -94,7 +94,8 @@ pub struct ServiceSettings {
     pub watch_history_events: usize,
     /// Events a slow watcher may fall behind before it is told it was compacted.
     pub watch_buffer_events: usize,
-    /// Lease expiry and wait time-outs are checkpointed this often.
+    /// Remaining lease TTLs are checkpointed through Raft this often (`docs/semantics.md`,
+    /// leader changes and TTL checkpoints).
     pub lease_checkpoint_interval_ms: u64,
     /// How fast (parts per million) a node's clock may run against real time: the leader
     /// holds each lease this much longer than its TTL, so no lock is freed early.
@@ -104,6 +105,11 @@ pub struct ServiceSettings {
     /// A blocking `Lock` answers `DEADLINE_EXCEEDED` at most this long after its wait
     /// time-out even if the leader's `CancelWait` has not arrived.
     pub wait_grace_ms: u64,
+    /// A blocking `Lock` whose callers all went away (a cancelled call, a lost
+    /// connection, a forwarding member that died) keeps its place this long for a retry
+    /// with the same request_id (or a new request from the lease) to take it up again;
+    /// then the leader cancels the wait.
+    pub abandoned_wait_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -154,6 +160,7 @@ impl Default for ServiceSettings {
             clock_drift_max_ppm: 10_000,
             propose_timeout_ms: 5_000,
             wait_grace_ms: 2_000,
+            abandoned_wait_grace_ms: 3_000,
         }
     }
 }
@@ -262,6 +269,12 @@ impl ServerConfig {
             return invalid(
                 "server.clock_drift_max_ppm",
                 "must be at most 100000 (10%); a clock that drifts more needs fixing, not a longer lease",
+            );
+        }
+        if server.abandoned_wait_grace_ms > 600_000 {
+            return invalid(
+                "server.abandoned_wait_grace_ms",
+                "must be at most 600000 (10 minutes): an abandoned wait holds a queue place",
             );
         }
         if self.join && !self.initial_cluster.is_empty() {

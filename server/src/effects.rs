@@ -5,8 +5,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use lockmgr_core::{
-    Applied, Command, DequeueReason, Event, FencingToken, LeaseId, Lessor, LockMode, LockPath,
-    Revision, StateMachine, Timers, WatchEventKind,
+    Applied, Command, DequeueReason, Event, FencingToken, LeaseId, Lessor, LockMode, LockOutcome,
+    LockPath, Rejection, Reply, Revision, StateMachine, Timers, WatchEventKind,
 };
 use lockmgr_io::ApplyObserver;
 use tokio::sync::{Notify, oneshot};
@@ -31,6 +31,9 @@ pub enum WaitOutcome {
     Ended(DequeueReason),
 }
 
+/// One caller's attachment to a wait.
+pub type AttachmentId = u64;
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct WaitKey {
     path: LockPath,
@@ -43,7 +46,10 @@ pub struct Effects {
     pub lessor: Lessor,
     pub timers: Timers,
     pub hub: WatchHub,
-    waits: HashMap<WaitKey, oneshot::Sender<WaitOutcome>>,
+    /// The callers attached to each wait: every retry of a queued request (and every new
+    /// request that took its wait over) attaches, and all of them learn the outcome.
+    waits: HashMap<WaitKey, Vec<(AttachmentId, oneshot::Sender<WaitOutcome>)>>,
+    next_attachment: AttachmentId,
     /// When each live grant (by token) and wait (by queued revision) began, on this clock.
     began_ms: HashMap<Revision, u64>,
     /// Wakes the leader's driver when deadlines may have moved.
@@ -72,7 +78,18 @@ impl Effects {
     ) -> Effects {
         let waits = HashMap::new();
         let began_ms = HashMap::new();
-        Effects { clock, lessor, timers, hub, waits, began_ms, wake, metrics, tap: None }
+        Effects {
+            clock,
+            lessor,
+            timers,
+            hub,
+            waits,
+            next_attachment: 0,
+            began_ms,
+            wake,
+            metrics,
+            tap: None,
+        }
     }
 
     /// Shows every applied command to `tap` (the simulator's checkers), in log order.
@@ -144,26 +161,53 @@ impl Effects {
         }
     }
 
-    /// Waits for the outcome of the wait queued at `queued_revision`; answers at once if it
-    /// already ended.
+    /// Attaches a caller (of `request_id`) to the wait queued at `queued_revision`;
+    /// answers at once if the wait already ended.
     pub fn register_wait(
         &mut self,
         machine: &StateMachine,
         path: &LockPath,
         lease_id: LeaseId,
         queued_revision: Revision,
-    ) -> Result<oneshot::Receiver<WaitOutcome>, WaitOutcome> {
-        if let Some(outcome) = settled(machine, path, lease_id, queued_revision) {
+        request_id: u64,
+    ) -> Result<(AttachmentId, oneshot::Receiver<WaitOutcome>), WaitOutcome> {
+        if let Some(outcome) = settled(machine, path, lease_id, queued_revision, request_id) {
             return Err(outcome);
         }
         let (sender, receiver) = oneshot::channel();
         let key = WaitKey { path: path.clone(), lease_id, queued_revision };
-        self.waits.insert(key, sender);
-        Ok(receiver)
+        self.next_attachment += 1;
+        let id = self.next_attachment;
+        self.waits.entry(key).or_default().push((id, sender));
+        Ok((id, receiver))
     }
 
-    pub fn forget_wait(&mut self, path: &LockPath, lease_id: LeaseId, queued_revision: Revision) {
-        self.waits.remove(&WaitKey { path: path.clone(), lease_id, queued_revision });
+    /// Detaches one caller; says whether the wait has callers left.
+    pub fn forget_wait(
+        &mut self,
+        path: &LockPath,
+        lease_id: LeaseId,
+        queued_revision: Revision,
+        attachment: AttachmentId,
+    ) -> bool {
+        let key = WaitKey { path: path.clone(), lease_id, queued_revision };
+        let Some(attached) = self.waits.get_mut(&key) else { return false };
+        attached.retain(|(id, _)| *id != attachment);
+        if attached.is_empty() {
+            self.waits.remove(&key);
+            return false;
+        }
+        true
+    }
+
+    /// Whether any caller is attached to the wait.
+    pub fn is_attached(
+        &self,
+        path: &LockPath,
+        lease_id: LeaseId,
+        queued_revision: Revision,
+    ) -> bool {
+        self.waits.contains_key(&WaitKey { path: path.clone(), lease_id, queued_revision })
     }
 
     /// Milliseconds since the grant or wait at `revision` began, if this node saw it begin.
@@ -179,19 +223,22 @@ impl Effects {
         outcome: WaitOutcome,
     ) {
         let key = WaitKey { path: path.clone(), lease_id, queued_revision };
-        if let Some(sender) = self.waits.remove(&key) {
+        for (_, sender) in self.waits.remove(&key).unwrap_or_default() {
             // The caller may have gone away; nothing to tell then.
             let _ = sender.send(outcome);
         }
     }
 }
 
-/// The outcome of a wait that is no longer in the queue, judged from the state.
-fn settled(
+/// The outcome of a wait that is no longer in the queue (`None` while it waits), judged
+/// from the state: a grant the lease holds, else what the state machine remembered as
+/// the request's final answer.
+pub fn settled(
     machine: &StateMachine,
     path: &LockPath,
     lease_id: LeaseId,
     queued_revision: Revision,
+    request_id: u64,
 ) -> Option<WaitOutcome> {
     let view = machine.lock(path);
     let view = view.as_ref();
@@ -204,10 +251,15 @@ fn settled(
     if waiting {
         return None;
     }
-    let reason = if machine.lease(lease_id).is_some() {
-        DequeueReason::WaitTimeout
-    } else {
-        DequeueReason::Expired
+    if machine.lease(lease_id).is_none() {
+        return Some(WaitOutcome::Ended(DequeueReason::Expired));
+    }
+    let reason = match machine.remembered_reply(lease_id, request_id) {
+        Some(Reply::Lock(LockOutcome::Granted { token, mode })) => {
+            return Some(WaitOutcome::Granted { token, mode });
+        }
+        Some(Reply::Rejected(Rejection::WaitCancelled { .. })) => DequeueReason::Cancelled,
+        _ => DequeueReason::WaitTimeout,
     };
     Some(WaitOutcome::Ended(reason))
 }
@@ -282,13 +334,17 @@ impl ApplyObserver for Effects {
         }
         self.began_ms.clear();
         let waits = std::mem::take(&mut self.waits);
-        for (key, sender) in waits {
-            match settled(machine, &key.path, key.lease_id, key.queued_revision) {
+        for (key, attached) in waits {
+            // The request id only tells a cancelled wait from a timed-out one; a restored
+            // snapshot ends such waits for every caller alike.
+            match settled(machine, &key.path, key.lease_id, key.queued_revision, 0) {
                 Some(outcome) => {
-                    let _ = sender.send(outcome);
+                    for (_, sender) in attached {
+                        let _ = sender.send(outcome);
+                    }
                 }
                 None => {
-                    self.waits.insert(key, sender);
+                    self.waits.insert(key, attached);
                 }
             }
         }

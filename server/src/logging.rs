@@ -1,6 +1,7 @@
-//! Log output: the specification's structured JSON (one object per line: `timestamp`
-//! with microseconds, `level`, `logger`, `message`, `fields`, `context` with `node_id`,
-//! `raft_term` and `revision`), or human text for terminals.
+//! Log output (`docs/observability.md`, Logs): the specification's structured JSON
+//! (one object per line: `timestamp` with microseconds, `level`, `logger`, `message`,
+//! `fields`, `context` with `node_id`, `raft_term` and `revision`), or human text for
+//! terminals.
 //!
 //! Renewals are logged at DEBUG: at INFO, thousands of keepalives a second would drown
 //! everything else; their rate is in `lease_renew_total` instead.

@@ -1,4 +1,4 @@
-//! The Prometheus metrics of the specification (`spec/observability.md`), with its exact
+//! The Prometheus metrics of the specification (`docs/observability.md`), with its exact
 //! names, types and labels, in one registry per node.
 //!
 //! `lock_path` labels are bounded: a path is cut to its first `path_label_depth`

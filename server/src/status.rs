@@ -85,8 +85,9 @@ pub fn rejection(rejection: &Rejection) -> Status {
             error(Code::DeadlineExceeded, ErrorReason::WaitTimeout, message)
         }
         Rejection::WaitCancelled { .. } => {
-            error(Code::Cancelled, ErrorReason::WaitTimeout, message)
+            error(Code::Aborted, ErrorReason::WaitAbandoned, message)
         }
+        Rejection::RequestIdReused { .. } => invalid(ErrorReason::RequestIdReused, message),
         _ => internal(message),
     }
 }

@@ -1,5 +1,6 @@
-//! A live cluster's `/metrics`, diffed against the specification's metric table: every
-//! name with its type and label names. `/healthz` and `/readyz` answer.
+//! A live cluster's `/metrics`, diffed against the specification's metric table
+//! (`docs/observability.md`): every name with its type and label names. `/healthz` and
+//! `/readyz` answer.
 
 use std::{io::Write, time::Duration};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lockmgr_core::{
     CancelReason, Command, DequeueReason, LeaseId, LockOutcome, LockPath, LockRequest, LockView,
-    Reply, Revision, check_prefix,
+    Rejection, Reply, Revision, check_prefix,
 };
 use lockmgr_proto::v1::{
     self, ErrorReason, GetLockRequest, GetLockResponse, ListLocksRequest, ListLocksResponse,
@@ -19,7 +19,11 @@ use super::{
     holder_to_wire, mode_from_wire, mode_to_wire, parse_path, read_barrier, wants_linearizable,
 };
 use crate::{
-    context::SharedCtx, effects::WaitOutcome, forward::lead_or_forward, proposer::propose, status,
+    context::SharedCtx,
+    effects::{AttachmentId, WaitOutcome, settled},
+    forward::lead_or_forward,
+    proposer::propose,
+    status,
 };
 
 #[derive(Debug)]
@@ -77,7 +81,8 @@ impl LockApi {
         })
     }
 
-    /// Waits for a queued request's grant, time-out or loss of its lease.
+    /// Waits for a queued request's grant, time-out or loss of its lease. Every caller of
+    /// the request (its retries included) attaches to the one wait and learns its outcome.
     async fn wait(
         &self,
         request: &LockRequest,
@@ -91,15 +96,17 @@ impl LockApi {
                 &request.path,
                 request.lease_id,
                 queued_revision,
+                request.request_id,
             )
         };
         let outcome = match registered {
             Err(outcome) => outcome,
-            Ok(receiver) => {
-                let mut guard = CancelOnDrop {
+            Ok((attachment, receiver)) => {
+                let mut guard = Attached {
                     ctx: Some(self.ctx.clone()),
                     request: request.clone(),
                     queued_revision,
+                    attachment,
                 };
                 let limit = Duration::from_millis(
                     request.wait_timeout_ms + self.ctx.config.server.wait_grace_ms,
@@ -108,6 +115,7 @@ impl LockApi {
                     Ok(Ok(outcome)) => outcome,
                     Ok(Err(_)) => return Err(status::shutting_down()),
                     Err(_) => {
+                        guard.detach();
                         cancel_wait(&self.ctx, request, queued_revision, CancelReason::WaitTimeout)
                             .await?
                     }
@@ -154,11 +162,9 @@ fn wait_ended(request: &LockRequest, reason: DequeueReason) -> Status {
                 ),
             )
         }
-        DequeueReason::Cancelled => status::error(
-            Code::Cancelled,
-            ErrorReason::WaitTimeout,
-            format!("the wait for {} was cancelled", request.path),
-        ),
+        DequeueReason::Cancelled => {
+            status::rejection(&Rejection::WaitCancelled { path: request.path.clone() })
+        }
         DequeueReason::Revoked | DequeueReason::Expired => status::error(
             Code::Aborted,
             ErrorReason::LeaseLost,
@@ -167,8 +173,9 @@ fn wait_ended(request: &LockRequest, reason: DequeueReason) -> Status {
     }
 }
 
-/// Proposes `CancelWait` and reports how the wait really ended (it may have been granted
-/// just before).
+/// Proposes `CancelWait` for this request's wait (a wait that a later request took over
+/// is not this request's to end) and reports how the wait really ended for this caller
+/// (it may have been granted just before).
 async fn cancel_wait(
     ctx: &SharedCtx,
     request: &LockRequest,
@@ -179,41 +186,79 @@ async fn cancel_wait(
         path: request.path.clone(),
         lease_id: request.lease_id,
         queued_revision,
+        request_id: request.request_id,
         reason,
     };
     propose(ctx, command).await?;
-    let mut replica = ctx.store.lock();
-    let replica = &mut *replica;
-    match replica.observer.register_wait(
+    let replica = ctx.store.lock();
+    let settled = settled(
         &replica.machine,
         &request.path,
         request.lease_id,
         queued_revision,
-    ) {
-        Err(WaitOutcome::Ended(_)) => Ok(WaitOutcome::Ended(DequeueReason::WaitTimeout)),
-        Err(granted) => Ok(granted),
-        Ok(_) => {
-            replica.observer.forget_wait(&request.path, request.lease_id, queued_revision);
-            Ok(WaitOutcome::Ended(DequeueReason::WaitTimeout))
-        }
-    }
+        request.request_id,
+    );
+    Ok(match settled {
+        Some(granted @ WaitOutcome::Granted { .. }) => granted,
+        // Ended, or still waiting for the later request that took the wait over.
+        _ => WaitOutcome::Ended(DequeueReason::WaitTimeout),
+    })
 }
 
-/// A blocking `Lock` whose caller went away leaves the queue.
-struct CancelOnDrop {
+/// One caller attached to a wait. A caller that goes away (a cancelled call, a lost
+/// connection, a forwarding member that died) detaches; the wait keeps its place for
+/// `server.abandoned_wait_grace_ms`, so that a retry with the same request_id (or a new
+/// request from the lease) takes it up again, and is cancelled only if no caller
+/// attached meanwhile.
+struct Attached {
     ctx: Option<SharedCtx>,
     request: LockRequest,
     queued_revision: Revision,
+    attachment: AttachmentId,
 }
 
-impl Drop for CancelOnDrop {
+impl Attached {
+    /// Detaches this caller; says whether others are still attached.
+    fn detach(&self) -> bool {
+        let Some(ctx) = &self.ctx else { return false };
+        let request = &self.request;
+        ctx.store.lock().observer.forget_wait(
+            &request.path,
+            request.lease_id,
+            self.queued_revision,
+            self.attachment,
+        )
+    }
+}
+
+impl Drop for Attached {
     fn drop(&mut self) {
+        if self.detach() {
+            return;
+        }
         let Some(ctx) = self.ctx.take() else { return };
         let request = self.request.clone();
         let queued_revision = self.queued_revision;
-        ctx.store.lock().observer.forget_wait(&request.path, request.lease_id, queued_revision);
+        let grace = Duration::from_millis(ctx.config.server.abandoned_wait_grace_ms);
         tokio::spawn(async move {
-            let _ = cancel_wait(&ctx, &request, queued_revision, CancelReason::Cancelled).await;
+            tokio::time::sleep(grace).await;
+            let abandoned = {
+                let replica = ctx.store.lock();
+                let waiting =
+                    replica.observer.is_attached(&request.path, request.lease_id, queued_revision);
+                !waiting
+                    && settled(
+                        &replica.machine,
+                        &request.path,
+                        request.lease_id,
+                        queued_revision,
+                        request.request_id,
+                    )
+                    .is_none()
+            };
+            if abandoned {
+                let _ = cancel_wait(&ctx, &request, queued_revision, CancelReason::Cancelled).await;
+            }
         });
     }
 }
