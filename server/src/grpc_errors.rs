@@ -243,12 +243,12 @@ mod tests {
     #[test]
     fn decode_errors_become_invalid_argument_with_a_detail() {
         let status = Status::internal("failed to decode Protobuf message: invalid string value");
-        let detailed = detailed(&status, 4 << 20);
-        assert_eq!(detailed.code(), Code::InvalidArgument);
-        assert_eq!(detail_of(&detailed).reason, i32::from(ErrorReason::MalformedRequest));
+        let malformed = detailed(&status, 4 << 20);
+        assert_eq!(malformed.code(), Code::InvalidArgument);
+        assert_eq!(detail_of(&malformed).reason, i32::from(ErrorReason::MalformedRequest));
         let status = Status::out_of_range("Error, decoded message length too large: found 5");
-        let detailed = detailed(&status, 4 << 20);
-        assert_eq!(detailed.code(), Code::ResourceExhausted);
-        assert_eq!(detail_of(&detailed).limit, 4 << 20);
+        let too_large = detailed(&status, 4 << 20);
+        assert_eq!(too_large.code(), Code::ResourceExhausted);
+        assert_eq!(detail_of(&too_large).limit, 4 << 20);
     }
 }
