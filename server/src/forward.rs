@@ -5,13 +5,17 @@
 
 use std::time::Duration;
 
-use lockmgr_proto::Channels;
-
+use lockmgr_proto::{
+    Channels, status_with_detail,
+    v1::{ErrorDetail, ErrorReason},
+};
 use tonic::{
-    Request, Status,
+    Code, Request, Status,
     metadata::{MetadataMap, MetadataValue},
     transport::Channel,
 };
+
+use crate::context::Ctx;
 
 const FORWARDED: &str = "lockmgr-forwarded";
 /// Request metadata a forwarded request carries on: trace context and the deadline.
@@ -27,8 +31,29 @@ impl Forwarder {
     }
 
     pub fn channel(&self, address: &str) -> Result<Channel, Status> {
-        self.0.get(address).map_err(|e| Status::internal(format!("cannot reach the leader: {e}")))
+        self.0.get(address).map_err(|e| {
+            let detail = ErrorDetail {
+                reason: ErrorReason::NotLeader.into(),
+                leader_address: address.to_owned(),
+                ..ErrorDetail::default()
+            };
+            let message = format!("cannot reach the leader at {address}: {e}");
+            status_with_detail(Code::Unavailable, message, &detail)
+        })
     }
+}
+
+/// What the client gets for a status from a call relayed to the leader: the leader's
+/// own answer (it carries a detail) as it is; a failure of the link itself (the leader
+/// stopped or stepped down mid-call, which tonic's client reports as `INTERNAL`,
+/// `UNKNOWN` or `UNAVAILABLE` without detail) as `UNAVAILABLE` with the leader as this
+/// node now knows it.
+pub fn relayed(ctx: &Ctx, status: Status) -> Status {
+    if lockmgr_proto::error_detail(&status).is_some() {
+        return status;
+    }
+    let leader = ctx.leader_info().filter(|(id, _)| *id != ctx.node_id);
+    crate::status::not_leader(leader.as_ref().map(|(id, node)| (*id, node)))
 }
 
 pub fn is_forwarded<T>(request: &Request<T>) -> bool {
@@ -68,7 +93,10 @@ macro_rules! lead_or_forward {
                 let mut client = $client::new(channel)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
-                return client.$method($crate::forward::forwarded($request)).await;
+                return client
+                    .$method($crate::forward::forwarded($request))
+                    .await
+                    .map_err(|status| $crate::forward::relayed(&$ctx, status));
             }
             $crate::context::Route::NoLeader => return Err($crate::status::not_leader(None)),
         }

@@ -2,7 +2,7 @@
 //!
 //! `node.rs` assembles a member (disk, Raft, services); `driver.rs` runs the leader's
 //! clocks; `effects.rs` follows every applied command; `service/` holds the public gRPC
-//! services; `forward.rs` and `proposer.rs` get requests to the leader and through Raft.
+//! services (`grpc_errors.rs` gives errors raised below them their detail); `forward.rs` and `proposer.rs` get requests to the leader and through Raft.
 
 pub mod clock;
 pub mod config;
@@ -12,6 +12,8 @@ pub mod context;
 pub mod driver;
 pub mod effects;
 mod forward;
+#[cfg(not(madsim))]
+mod grpc_errors;
 #[cfg(not(madsim))]
 mod http;
 pub mod logging;

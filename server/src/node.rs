@@ -201,7 +201,13 @@ pub async fn serve(
         let _ = stopped.wait_for(|stop| *stop).await;
     };
     let limit = config.server.grpc_message_bytes_max;
-    let clients = tonic::transport::Server::builder()
+    // Errors raised below the services (decoding, sizes, deadlines) get their detail here.
+    #[cfg(not(madsim))]
+    let mut clients =
+        tonic::transport::Server::builder().layer(crate::grpc_errors::ErrorDetailLayer::new(limit));
+    #[cfg(madsim)]
+    let mut clients = tonic::transport::Server::builder();
+    let clients = clients
         .add_service(
             LockServiceServer::new(LockApi::new(ctx.clone())).max_decoding_message_size(limit),
         )

@@ -48,7 +48,7 @@ pub fn shutting_down() -> Status {
 }
 
 pub fn internal(message: impl std::fmt::Display) -> Status {
-    Status::internal(message.to_string())
+    error(Code::Internal, ErrorReason::Internal, message.to_string())
 }
 
 /// The status for a state machine's refusal.

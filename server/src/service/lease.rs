@@ -53,7 +53,13 @@ impl LeaseApi {
             }
         });
         let onward = forward::forwarded_with(&metadata, ReceiverStream::new(relayed));
-        let answers = LeaseServiceClient::new(channel).keep_alive(onward).await?.into_inner();
+        let ctx = self.ctx.clone();
+        let answers = LeaseServiceClient::new(channel)
+            .keep_alive(onward)
+            .await
+            .map_err(|status| forward::relayed(&ctx, status))?
+            .into_inner()
+            .map(move |answer| answer.map_err(|status| forward::relayed(&ctx, status)));
         Ok(Response::new(Box::pin(answers)))
     }
 }
@@ -247,9 +253,14 @@ impl LeaseApi {
         let _request = lead_or_forward!(self.ctx, request, LeaseServiceClient, list);
         read_barrier(&self.ctx).await?;
         let replica = self.ctx.store.lock();
-        let views = replica.machine.leases(after, limit);
-        let next_after_lease_id =
-            if views.len() == limit { views.last().map_or(0, |v| v.lease_id.0) } else { 0 };
+        // One more than the page says whether another page follows.
+        let mut views = replica.machine.leases(after, limit + 1);
+        let next_after_lease_id = if views.len() > limit {
+            views.truncate(limit);
+            views.last().map_or(0, |v| v.lease_id.0)
+        } else {
+            0
+        };
         let leases = views
             .iter()
             .map(|view| LeaseStatus {

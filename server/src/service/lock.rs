@@ -132,6 +132,15 @@ impl LockApi {
     }
 }
 
+/// What a lock request met: nothing in its way, a holder that refused it at once (a
+/// try-lock), or a queue it waited in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contention {
+    None,
+    Refused,
+    Queued,
+}
+
 /// The `status` label of `lock_acquire_total` (see `metrics.rs`).
 fn acquire_status(result: &Result<Response<LockResponse>, Status>) -> &'static str {
     match result {
@@ -293,28 +302,30 @@ impl LockApi {
         let command = self.command(request.get_ref())?;
         let _request = lead_or_forward!(self.ctx, request, LockServiceClient, lock);
         let started = tokio::time::Instant::now();
-        let (mut result, contended) = self.acquire(&command).await;
+        let (mut result, contention) = self.acquire(&command).await;
         let status = acquire_status(&result);
         let seconds = started.elapsed().as_secs_f64();
-        if let (Ok(response), true) = (&mut result, contended) {
+        // Only a request that queued waited; one refused at once (busy) reports 0.
+        if let (Ok(response), Contention::Queued) = (&mut result, contention) {
             response.get_mut().wait_time_ms = started.elapsed().as_millis() as u64;
         }
+        let contended = contention != Contention::None;
         self.ctx.metrics.acquired(command.path.as_str(), status, seconds, contended);
         result
     }
 
-    /// Proposes the lock and waits if it queued; says whether it met contention.
+    /// Proposes the lock and waits if it queued; says what contention it met.
     async fn acquire(
         &self,
         command: &LockRequest,
-    ) -> (Result<Response<LockResponse>, Status>, bool) {
+    ) -> (Result<Response<LockResponse>, Status>, Contention) {
         let result = match propose(&self.ctx, Command::Lock(command.clone())).await {
             Ok(result) => result,
-            Err(status) => return (Err(status), false),
+            Err(status) => return (Err(status), Contention::None),
         };
         match result.reply {
             Some(Reply::Lock(LockOutcome::Granted { token, mode })) => {
-                (Ok(self.granted(token, mode, result.revision)), false)
+                (Ok(self.granted(token, mode, result.revision)), Contention::None)
             }
             Some(Reply::Lock(LockOutcome::Busy { holders, lock_delay })) => {
                 let busy = LockResponse {
@@ -326,14 +337,17 @@ impl LockApi {
                     lock_delay,
                     wait_time_ms: 0,
                 };
-                (Ok(Response::new(busy)), true)
+                (Ok(Response::new(busy)), Contention::Refused)
             }
             Some(Reply::Lock(LockOutcome::Queued { queued_revision, .. })) => {
-                (self.wait(command, queued_revision).await, true)
+                (self.wait(command, queued_revision).await, Contention::Queued)
             }
-            Some(Reply::Rejected(rejection)) => (Err(status::rejection(&rejection)), false),
+            Some(Reply::Rejected(rejection)) => {
+                (Err(status::rejection(&rejection)), Contention::None)
+            }
             other => {
-                (Err(status::internal(format!("unexpected reply to a lock: {other:?}"))), false)
+                let message = format!("unexpected reply to a lock: {other:?}");
+                (Err(status::internal(message)), Contention::None)
             }
         }
     }
@@ -366,7 +380,7 @@ impl LockApi {
         request: Request<GetLockRequest>,
     ) -> Result<Response<GetLockResponse>, Status> {
         let path = parse_path(&self.ctx, &request.get_ref().path)?;
-        if wants_linearizable(request.get_ref().consistency) {
+        if wants_linearizable(request.get_ref().consistency)? {
             let _request = lead_or_forward!(self.ctx, request, LockServiceClient, get_lock);
             read_barrier(&self.ctx).await?;
         }
@@ -398,15 +412,18 @@ impl LockApi {
             0 => settings.list_page_size_default,
             n => n.min(settings.list_page_size_max),
         } as usize;
-        if wants_linearizable(list.consistency) {
+        if wants_linearizable(list.consistency)? {
             let _request = lead_or_forward!(self.ctx, request, LockServiceClient, list_locks);
             read_barrier(&self.ctx).await?;
         }
-        let (views, revision) = {
+        // One more than the page says whether another page follows.
+        let (mut views, revision) = {
             let replica = self.ctx.store.lock();
-            (replica.machine.locks(&list.prefix, after.as_ref(), limit), replica.machine.revision())
+            let views = replica.machine.locks(&list.prefix, after.as_ref(), limit + 1);
+            (views, replica.machine.revision())
         };
-        let next_page_token = if views.len() == limit {
+        let next_page_token = if views.len() > limit {
+            views.truncate(limit);
             views.last().map(|v| v.path.to_string()).unwrap_or_default()
         } else {
             String::new()
@@ -425,7 +442,7 @@ impl LockApi {
     ) -> Result<Response<ValidateFenceResponse>, Status> {
         let path = parse_path(&self.ctx, &request.get_ref().path)?;
         let token = request.get_ref().fencing_token;
-        if wants_linearizable(request.get_ref().consistency) {
+        if wants_linearizable(request.get_ref().consistency)? {
             let _request = lead_or_forward!(self.ctx, request, LockServiceClient, validate_fence);
             read_barrier(&self.ctx).await?;
         }

@@ -96,7 +96,15 @@ pub async fn read_barrier(ctx: &Ctx) -> Result<(), Status> {
     }
 }
 
-/// A linearizable read is served by the leader; a serializable one by any node.
-pub fn wants_linearizable(consistency: i32) -> bool {
-    consistency != i32::from(v1::ReadConsistency::Serializable)
+/// A linearizable read is served by the leader; a serializable one by any node. An
+/// unknown value is refused, as an unknown lock mode is, never guessed at.
+pub fn wants_linearizable(consistency: i32) -> Result<bool, Status> {
+    match v1::ReadConsistency::try_from(consistency) {
+        Ok(v1::ReadConsistency::Linearizable) => Ok(true),
+        Ok(v1::ReadConsistency::Serializable) => Ok(false),
+        Err(_) => Err(status::invalid(
+            v1::ErrorReason::InvalidArgument,
+            format!("consistency {consistency} is not LINEARIZABLE (0) or SERIALIZABLE (1)"),
+        )),
+    }
 }

@@ -8,8 +8,11 @@ use std::{
 
 use futures_util::Stream;
 use lockmgr_core::{LockPath, WatchEvent, check_prefix};
-use lockmgr_proto::v1::{
-    ErrorReason, WatchRequest, WatchResponse, watch_service_server::WatchService,
+use lockmgr_proto::{
+    status_with_detail,
+    v1::{
+        ErrorDetail, ErrorReason, WatchRequest, WatchResponse, watch_service_server::WatchService,
+    },
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -45,6 +48,19 @@ impl Filter {
 
 /// Counts a live watch stream against `watchers_max` while it exists.
 struct WatcherSlot(SharedCtx);
+
+impl WatcherSlot {
+    /// A slot, if fewer than `watchers_max` streams are live; released on drop.
+    fn take(ctx: &SharedCtx) -> Option<WatcherSlot> {
+        let max = ctx.config.server.watchers_max;
+        if ctx.watchers.fetch_add(1, Ordering::Relaxed) >= max {
+            ctx.watchers.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        ctx.metrics.watch_streams_current.inc();
+        Some(WatcherSlot(ctx.clone()))
+    }
+}
 
 impl Drop for WatcherSlot {
     fn drop(&mut self) {
@@ -92,7 +108,13 @@ async fn pump(
     let replayed_up_to =
         replay.last().map_or(0, |event| event.revision).max(start_revision.saturating_sub(1));
     loop {
-        match live.recv().await {
+        // A quiet path sends nothing: the stream's end (its client went away, and tonic
+        // dropped it) must be noticed here, not at the next send, to free the slot.
+        let received = tokio::select! {
+            received = live.recv() => received,
+            () = out.closed() => return,
+        };
+        match received {
             Ok(event) if event.revision <= replayed_up_to || !filter.matches(&event) => {}
             Ok(event) => {
                 last_revision = event.revision;
@@ -125,19 +147,17 @@ impl WatchApi {
         } else {
             Filter::Path(parse_path(&self.ctx, &watch.path)?)
         };
-        let max = self.ctx.config.server.watchers_max;
-        if self.ctx.watchers.fetch_add(1, Ordering::Relaxed) >= max {
-            self.ctx.watchers.fetch_sub(1, Ordering::Relaxed);
+        let Some(slot) = WatcherSlot::take(&self.ctx) else {
+            let max = self.ctx.config.server.watchers_max;
             let message =
                 format!("limit watchers_max reached: at most {max} watch streams per node");
-            return Err(status::error(
-                Code::ResourceExhausted,
-                ErrorReason::TooManyWatchers,
-                message,
-            ));
-        }
-        let slot = WatcherSlot(self.ctx.clone());
-        self.ctx.metrics.watch_streams_current.inc();
+            let detail = ErrorDetail {
+                reason: ErrorReason::TooManyWatchers.into(),
+                limit: max as u64,
+                ..ErrorDetail::default()
+            };
+            return Err(status_with_detail(Code::ResourceExhausted, message, &detail));
+        };
         let subscription = self.ctx.store.lock().observer.hub.subscribe(watch.start_revision);
         let (out, responses) = mpsc::channel(256);
         match subscription {
