@@ -11,7 +11,7 @@ use lockmgr_core::{Event, Limits, StateMachine};
 use lockmgr_verify::{
     checkers::{
         Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
-        mutual_exclusion,
+        mutual_exclusion, request_ids,
         state_machine_safety::{LogRecord, StateMachineSafety},
         watch_consistency,
     },
@@ -80,9 +80,11 @@ pub fn check(
     verdict.violations.extend(lost_ack::check(log, history));
     verdict.violations.extend(fenced_resource::check(log, history));
     verdict.violations.extend(watch_consistency::check(log, history));
-    let expiries = resolve::expiries(log, history);
+    verdict.violations.extend(request_ids::check(history));
+    let mut expiries = resolve::expiries(log, history);
     let operations = resolve::resolve(history, log);
     verdict.expiries = expiries.len();
+    expiries.extend(resolve::lock_delay_ends(log));
     verdict.settled = operations.len() - history.completed().min(operations.len());
     verdict.violations.extend(linearizability::check(&operations, &expiries, true));
     verdict

@@ -340,7 +340,11 @@ fn summary(
     for op in &history.ops {
         match op.outcome {
             Outcome::Unknown => unknown += 1,
-            Outcome::Granted { .. } | Outcome::Done | Outcome::Ended | Outcome::Holders(_) => {
+            Outcome::Granted { .. }
+            | Outcome::Done
+            | Outcome::Ended
+            | Outcome::Holders(_)
+            | Outcome::Fence { .. } => {
                 ok += 1;
             }
             _ => failed += 1,

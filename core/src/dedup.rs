@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     path::LockPath,
+    planted::{PlantedBug, planted},
     reply::Reply,
     types::{FencingToken, LockMode, RequestId},
 };
@@ -63,7 +64,7 @@ impl RequestWindow {
             return Seen::New;
         }
         if let Some(remembered) = self.replies.get(&request_id) {
-            if remembered.key != *key {
+            if remembered.key != *key && !planted(PlantedBug::RequestIdIgnoresRequest) {
                 return Seen::Reused { first: remembered.key.clone() };
             }
             return Seen::Repeat(remembered.reply.clone());

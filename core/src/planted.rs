@@ -20,16 +20,27 @@ pub enum PlantedBug {
     /// The lessor trusts its clock: it holds leases exactly their TTL on its own clock,
     /// ignoring the configured drift allowance, so a fast leader clock frees locks early.
     IgnoreClockDrift,
+    /// De-duplication looks a request id up without the request it named: a reused id
+    /// gets another request's remembered answer.
+    RequestIdIgnoresRequest,
+    /// `ValidateFence` calls a token valid if it is not above the current one: a stale
+    /// holder's token passes.
+    FenceAcceptsStale,
+    /// The read view of a path shows only its first holder: shared co-holders vanish.
+    ViewDropsCoHolders,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 6] = [
+    pub const ALL: [PlantedBug; 9] = [
         PlantedBug::UnlockIgnoresToken,
         PlantedBug::GrantExpiredWaiter,
         PlantedBug::ExpireEarly,
         PlantedBug::TokenReuseAfterRestart,
         PlantedBug::AckBeforeFsync,
         PlantedBug::IgnoreClockDrift,
+        PlantedBug::RequestIdIgnoresRequest,
+        PlantedBug::FenceAcceptsStale,
+        PlantedBug::ViewDropsCoHolders,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +51,9 @@ impl PlantedBug {
             PlantedBug::TokenReuseAfterRestart => "token-reuse-after-restart",
             PlantedBug::AckBeforeFsync => "ack-before-fsync",
             PlantedBug::IgnoreClockDrift => "ignore-clock-drift",
+            PlantedBug::RequestIdIgnoresRequest => "request-id-ignores-request",
+            PlantedBug::FenceAcceptsStale => "fence-accepts-stale",
+            PlantedBug::ViewDropsCoHolders => "view-drops-co-holders",
         }
     }
 }

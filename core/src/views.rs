@@ -7,6 +7,7 @@ use crate::{
     lock::LockEntry,
     machine::StateMachine,
     path::LockPath,
+    planted::{PlantedBug, planted},
     reply::HolderView,
     reply::Reply,
     types::{FencingToken, LeaseId, LockMode, RequestId, Revision},
@@ -62,7 +63,13 @@ impl StateMachine {
     }
 
     pub fn lock(&self, path: &LockPath) -> Option<LockView> {
-        self.state.locks.get(path).map(|entry| lock_view(path, entry))
+        let mut view = self.state.locks.get(path).map(|entry| lock_view(path, entry));
+        if planted(PlantedBug::ViewDropsCoHolders)
+            && let Some(view) = &mut view
+        {
+            view.holders.truncate(1);
+        }
+        view
     }
 
     /// Up to `limit` locks at or below `prefix`, in path order, after `after`.
@@ -90,7 +97,11 @@ impl StateMachine {
             .map(|entry| entry.holders.iter().map(|grant| grant.token).collect())
             .unwrap_or_default();
         current_tokens.sort_unstable_by(|a, b| b.cmp(a));
-        FenceCheck { valid: current_tokens.contains(&token), current_tokens }
+        let mut valid = current_tokens.contains(&token);
+        if planted(PlantedBug::FenceAcceptsStale) {
+            valid = current_tokens.first().is_some_and(|current| token <= *current);
+        }
+        FenceCheck { valid, current_tokens }
     }
 
     pub fn lease(&self, lease_id: LeaseId) -> Option<LeaseView> {

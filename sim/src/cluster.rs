@@ -82,6 +82,7 @@ fn config(plan: &Plan, node: u64) -> ServerConfig {
     config.raft.snapshot_interval_entries = plan.snapshot_interval_entries;
     config.raft.log_entries_kept_after_snapshot = plan.log_entries_kept_after_snapshot;
     config.server.clock_drift_max_ppm = plan.clock_drift_ppm;
+    config.limits.lock_delay_ms = plan.lock_delay_ms;
     config
 }
 

@@ -94,6 +94,15 @@ impl Observer {
     ) {
         let now_us = lockmgr_verify::now_us();
         let mut observations = self.lock();
+        // `--reproduce` shows what the leader applied (printed only: the trace, and so the
+        // run's hash, stays as it is).
+        if observations.verbose && observations.machine.log.get(&index).is_none() {
+            println!(
+                "{:>10.3}s applied #{index} {command:?} -> {:?}",
+                now_us as f64 / 1e6,
+                applied.reply
+            );
+        }
         let violation =
             observations.machine.handle_applied(node, incarnation, index, command, applied, now_us);
         observations.violations.extend(violation);

@@ -78,6 +78,8 @@ pub struct Plan {
     /// Each node life's clock runs up to this many parts per million fast or slow (the
     /// servers are configured to absorb exactly this much).
     pub clock_drift_ppm: u64,
+    /// The servers' lock-delay after an expiry (0: none, the default).
+    pub lock_delay_ms: u64,
 }
 
 impl Plan {
@@ -109,10 +111,12 @@ impl Plan {
             stall_chance: rng.random_range(0.0..0.1),
             stale_unlock_chance: rng.random_range(0.0..0.2),
             clock_drift_ppm: *[0, 1_000, 10_000, 50_000].choose(&mut rng).expect("bounds"),
+            lock_delay_ms: 0,
         };
         // Drawn last, so that adding it left every other draw of a seed as it was.
         plan.disk.read_corruption_per_read =
             *[0.0, 0.0, 1e-5, 1e-4].choose(&mut rng).expect("rates");
+        plan.lock_delay_ms = *[0, 0, 300, 1_500].choose(&mut rng).expect("delays");
         plan
     }
 
@@ -131,7 +135,7 @@ impl Plan {
     pub fn summary(&self) -> String {
         let faults: Vec<String> = self.faults.iter().map(|f| format!("{f:?}")).collect();
         format!(
-            "{} nodes, {} clients on {} paths, faults [{}], power loss/commit {}, fsync errors/commit {}, corrupt reads/read {}, snapshot every {} entries, clock drift up to {} ppm",
+            "{} nodes, {} clients on {} paths, faults [{}], power loss/commit {}, fsync errors/commit {}, corrupt reads/read {}, snapshot every {} entries, clock drift up to {} ppm, lock-delay {} ms",
             self.options.nodes,
             self.clients,
             self.paths,
@@ -140,7 +144,8 @@ impl Plan {
             self.disk.fsync_error_per_commit,
             self.disk.read_corruption_per_read,
             self.snapshot_interval_entries,
-            self.clock_drift_ppm
+            self.clock_drift_ppm,
+            self.lock_delay_ms
         )
     }
 }

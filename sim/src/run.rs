@@ -15,7 +15,7 @@ use lockmgr_proto::Channels;
 use lockmgr_verify::{
     checkers::{
         Violation, fenced_resource, fencing, lease_safety, linearizability, lost_ack,
-        mutual_exclusion, watch_consistency,
+        mutual_exclusion, request_ids, watch_consistency,
     },
     history::History,
     resolve,
@@ -91,7 +91,10 @@ pub fn run(options: RunOptions) -> RunReport {
     violations.extend(lost_ack::check(log, &history));
     violations.extend(fenced_resource::check(log, &history));
     violations.extend(watch_consistency::check(log, &history));
-    let expiries = resolve::expiries(log, &history);
+    violations.extend(request_ids::check(&history));
+    // Operations only the log knows of: expiries and the ends of lock-delays.
+    let mut expiries = resolve::expiries(log, &history);
+    expiries.extend(resolve::lock_delay_ends(log));
     let operations = resolve::resolve(&history, log);
     violations.extend(linearizability::check(&operations, &expiries, plan.options.verbose));
     let check_wall = checked.elapsed();

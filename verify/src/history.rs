@@ -17,11 +17,20 @@ pub enum OpKind {
     Unlock {
         token: u64,
     },
-    /// A linearizable read of the holders.
+    /// A linearizable read of the holders (`GetLock`, or `ListLocks` of the path).
     Get,
+    /// A linearizable `ValidateFence` of `token` (current, stale or never granted).
+    Fence {
+        token: u64,
+    },
     Revoke,
-    /// The lease expired (from the applied log: the leader's `ExpireLease`).
-    Expire,
+    /// The lease expired (from the applied log: the leader's `ExpireLease`); `delays`:
+    /// it held the path and its expiry started a lock-delay there.
+    Expire {
+        delays: bool,
+    },
+    /// A lock-delay on the path ended (from the applied log: the leader's `EndLockDelay`).
+    EndLockDelay,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +50,11 @@ pub enum Outcome {
     /// A retried revoke found the lease gone: ended by this request or before it.
     Ended,
     Holders(Vec<(i64, LockMode, u64)>),
+    /// `ValidateFence`'s answer: whether the token is current, and the current tokens.
+    Fence {
+        valid: bool,
+        current: Vec<u64>,
+    },
     /// No answer, or one that does not say whether the operation took effect.
     Unknown,
 }
@@ -52,6 +66,8 @@ pub struct Op {
     pub lease: i64,
     pub kind: OpKind,
     pub outcome: Outcome,
+    /// The request id a lock or unlock was sent (and retried) with; 0 for the others.
+    pub request_id: u64,
     pub invoke_us: u64,
     /// `None` when the outcome is unknown: it may take effect any time after invocation.
     pub complete_us: Option<u64>,
@@ -108,6 +124,22 @@ pub struct History {
     pub writes: Vec<Write>,
     pub rejected_writes: u64,
     pub watches: Vec<WatchRecord>,
+    /// Requests sent on purpose with a request id the lease already used for another
+    /// request, and what they were answered.
+    pub misuses: Vec<Misuse>,
+}
+
+/// A request that reused another request's id: it must be refused, never answered with
+/// the other request's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Misuse {
+    pub lease: i64,
+    pub request_id: u64,
+    /// What the id was first used for, and what reused it.
+    pub first: String,
+    pub reused_for: String,
+    /// `None`: refused as a reused id; otherwise what it was answered instead.
+    pub wrong_answer: Option<String>,
 }
 
 impl History {

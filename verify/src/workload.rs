@@ -5,6 +5,15 @@
 //! fenced resource, sometimes after stalling past their lease. Everything goes into the
 //! [`History`] with its invoke and complete times; an answer that does not say whether the
 //! operation took effect is recorded as unknown, and the client abandons that lease.
+//!
+//! Clients retry the way real ones do: every lock and unlock is retried with the same
+//! request_id until its answer is definite (after a time-out, a lost connection, a dead
+//! member), a blocking lock's first attempt is sometimes abandoned while it still waits
+//! and retried at once (the retry must find its wait), a queued lease sometimes sends a
+//! try-lock of its path meanwhile (it must keep its place), and a few requests reuse the
+//! lease's last request id for another request on purpose (`history.misuses`: each must
+//! be refused). Reads use every read RPC: GetLock, ListLocks of the path, and
+//! ValidateFence with current, stale and never-granted tokens.
 
 use std::{
     sync::{
@@ -19,16 +28,16 @@ use lockmgr_proto::{
     Channels, error_detail,
     v1::{
         self, ErrorReason, GetLockRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
-        LeaseRevokeRequest, LockRequest, ReadConsistency, UnlockRequest, WatchRequest,
-        lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
-        watch_service_client::WatchServiceClient,
+        LeaseRevokeRequest, ListLocksRequest, LockRequest, ReadConsistency, UnlockRequest,
+        ValidateFenceRequest, WatchRequest, lease_service_client::LeaseServiceClient,
+        lock_service_client::LockServiceClient, watch_service_client::WatchServiceClient,
     },
 };
 use rand::{RngExt, SeedableRng, rngs::SmallRng};
 use tonic::transport::Channel;
 
 use crate::{
-    history::{FencedResource, History, Op, OpKind, Outcome, WatchRecord},
+    history::{FencedResource, History, Misuse, Op, OpKind, Outcome, WatchRecord},
     now_us,
 };
 
@@ -82,7 +91,8 @@ fn classify(status: &tonic::Status) -> Outcome {
     match reason {
         ErrorReason::LeaseNotFound | ErrorReason::LeaseLost => Outcome::LeaseGone,
         ErrorReason::LockNotHeld | ErrorReason::StaleToken => Outcome::NotHeld,
-        ErrorReason::WaitTimeout => Outcome::WaitTimedOut,
+        // Given up after its callers left and no retry came: the waiter is gone.
+        ErrorReason::WaitTimeout | ErrorReason::WaitAbandoned => Outcome::WaitTimedOut,
         _ => Outcome::Unknown,
     }
 }
@@ -101,6 +111,25 @@ async fn call_within<T>(
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => Err(classify(&status)),
         Err(_) => Err(Outcome::Unknown),
+    }
+}
+
+async fn call_status<T>(
+    future: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    match tokio::time::timeout(CALL_TIMEOUT, future).await {
+        Ok(result) => result.map(tonic::Response::into_inner),
+        Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
+    }
+}
+
+/// One attempt of a lock, abandoned after `limit`.
+async fn lock_once(channel: Channel, request: LockRequest, limit: Duration) -> Outcome {
+    let mut locks = LockServiceClient::new(channel);
+    match call_within(limit, locks.lock(request)).await {
+        Ok(response) if response.acquired => Outcome::Granted { token: response.fencing_token },
+        Ok(_) => Outcome::Busy,
+        Err(outcome) => outcome,
     }
 }
 
@@ -140,8 +169,16 @@ pub async fn client(shared: Arc<Shared>, client: usize) {
             rng.random(),
             lapse,
         ));
-        let mut session =
-            Session { request_id: 0, shared: &shared, rng: &mut rng, client, lease, path, ttl_ms };
+        let mut session = Session {
+            request_id: 0,
+            shared: &shared,
+            rng: &mut rng,
+            client,
+            lease,
+            path,
+            ttl_ms,
+            last_decided: None,
+        };
         let clean = session.run().await;
         keeping.store(false, Ordering::SeqCst);
         let _ = keepalive.await;
@@ -211,7 +248,17 @@ struct Session<'a> {
     lease: i64,
     path: usize,
     ttl_ms: u64,
+    /// The last request the state machine decided: its id, and the mode if it was a lock
+    /// (an unlock otherwise). A misuse reuses its id for another request.
+    last_decided: Option<(u64, Option<LockMode>)>,
 }
+
+/// Chance that a blocking lock's first attempt is abandoned while it waits.
+const IMPATIENT_CHANCE: f64 = 0.2;
+/// Chance that a blocking lock is joined by a try-lock of the same lease meanwhile.
+const SECOND_REQUEST_CHANCE: f64 = 0.15;
+/// Chance that a step reuses the last request id for another request.
+const MISUSE_CHANCE: f64 = 0.05;
 
 impl Session<'_> {
     fn next_request_id(&mut self) -> u64 {
@@ -251,14 +298,26 @@ impl Session<'_> {
         outcome
     }
 
-    fn record(&self, kind: OpKind, outcome: Outcome, invoke_us: u64) {
-        let complete_us = (outcome != Outcome::Unknown).then(now_us);
+    fn record(&self, kind: OpKind, outcome: Outcome, request_id: u64, invoke_us: u64) {
+        self.record_at(kind, outcome, request_id, invoke_us, now_us());
+    }
+
+    fn record_at(
+        &self,
+        kind: OpKind,
+        outcome: Outcome,
+        request_id: u64,
+        invoke_us: u64,
+        at_us: u64,
+    ) {
+        let complete_us = (outcome != Outcome::Unknown).then_some(at_us);
         let op = Op {
             client: self.client,
             path: self.path,
             lease: self.lease,
             kind,
             outcome,
+            request_id,
             invoke_us,
             complete_us,
         };
@@ -281,6 +340,10 @@ impl Session<'_> {
             tokio::time::sleep(Duration::from_millis(think_ms)).await;
             let stale = !old_tokens.is_empty()
                 && self.rng.random_bool(self.shared.shape.stale_unlock_chance);
+            if self.last_decided.is_some() && self.rng.random_bool(MISUSE_CHANCE) {
+                self.misuse().await;
+                continue;
+            }
             let outcome = if stale {
                 let token = old_tokens[self.rng.random_range(0..old_tokens.len())];
                 self.unlock(token).await
@@ -294,7 +357,15 @@ impl Session<'_> {
                         }
                         outcome
                     }
-                    6 => self.get().await,
+                    6 => self.read().await,
+                    7 => {
+                        let token = if old_tokens.is_empty() || self.rng.random_bool(0.5) {
+                            token
+                        } else {
+                            old_tokens[self.rng.random_range(0..old_tokens.len())]
+                        };
+                        self.fence(token).await
+                    }
                     _ => {
                         if mode == LockMode::Exclusive {
                             self.write(token).await;
@@ -310,7 +381,13 @@ impl Session<'_> {
                     5..=7 => (LockMode::Exclusive, wait_ms),
                     8 => (LockMode::Shared, wait_ms),
                     _ => {
-                        self.get().await;
+                        if self.rng.random_bool(0.5) {
+                            self.read().await;
+                        } else {
+                            // A token this lease never held: stale, or never granted.
+                            let token = self.rng.random_range(1..1_000_000);
+                            self.fence(token).await;
+                        }
                         continue;
                     }
                 };
@@ -328,44 +405,68 @@ impl Session<'_> {
     }
 
     async fn lock(&mut self, mode: LockMode, wait_timeout_ms: u64) -> Outcome {
-        let request = LockRequest {
+        let request_id = self.next_request_id();
+        let request = self.lock_request(mode, wait_timeout_ms, request_id);
+        let invoke_us = now_us();
+        let timeout = CALL_TIMEOUT + Duration::from_millis(wait_timeout_ms);
+        // A blocking lock's first attempt is sometimes abandoned while it waits; the
+        // retry, at once and with the same id, must find the wait.
+        let impatient = (wait_timeout_ms > 0 && self.rng.random_bool(IMPATIENT_CHANCE))
+            .then(|| Duration::from_millis(self.rng.random_range(50..=wait_timeout_ms)));
+        // Meanwhile the lease sometimes asks again with a try-lock (a new request).
+        let second =
+            (wait_timeout_ms > 0 && self.rng.random_bool(SECOND_REQUEST_CHANCE)).then(|| {
+                let delay = Duration::from_millis(self.rng.random_range(20..400));
+                let request_id = self.next_request_id();
+                let request = self.lock_request(mode, 0, request_id);
+                (delay, request, self.shared.channel(self.rng))
+            });
+        let mut attempt = 0;
+        let blocking = self.until_definite(self.retries(), Outcome::Unknown, |channel| {
+            let request = request.clone();
+            attempt += 1;
+            let limit = if attempt == 1 { impatient.unwrap_or(timeout) } else { timeout };
+            async move { lock_once(channel, request, limit).await }
+        });
+        let second = async move {
+            let (delay, request, channel) = second?;
+            tokio::time::sleep(delay).await;
+            let invoke_us = now_us();
+            let request_id = request.request_id;
+            let outcome = lock_once(channel, request, CALL_TIMEOUT).await;
+            Some((outcome, request_id, invoke_us, now_us()))
+        };
+        let (outcome, second) = futures_util::future::join(blocking, second).await;
+        let kind = OpKind::Lock { mode, wait: wait_timeout_ms > 0 };
+        self.record(kind, outcome.clone(), request_id, invoke_us);
+        if outcome != Outcome::Unknown {
+            self.last_decided = Some((request_id, Some(mode)));
+        }
+        if let Some((second, second_id, invoke_us, complete_us)) = second {
+            let kind = OpKind::Lock { mode, wait: false };
+            self.record_at(kind, second, second_id, invoke_us, complete_us);
+        }
+        outcome
+    }
+
+    fn lock_request(&self, mode: LockMode, wait_timeout_ms: u64, request_id: u64) -> LockRequest {
+        LockRequest {
             path: path_name(self.path),
             lease_id: self.lease,
             mode: proto_mode(mode),
             wait_timeout_ms,
             holder_id: format!("c{}", self.client),
-            request_id: self.next_request_id(),
-        };
-        let invoke_us = now_us();
-        let timeout = CALL_TIMEOUT + Duration::from_millis(wait_timeout_ms);
-        // A try-lock is retried until it has a definite answer (a blocking one is not:
-        // its retry would queue again if the first attempt's wait ended).
-        let attempts = if wait_timeout_ms == 0 { self.retries() } else { 1 };
-        let outcome = self
-            .until_definite(attempts, Outcome::Unknown, |channel| {
-                let request = request.clone();
-                async move {
-                    let mut locks = LockServiceClient::new(channel);
-                    match call_within(timeout, locks.lock(request)).await {
-                        Ok(response) if response.acquired => {
-                            Outcome::Granted { token: response.fencing_token }
-                        }
-                        Ok(_) => Outcome::Busy,
-                        Err(outcome) => outcome,
-                    }
-                }
-            })
-            .await;
-        self.record(OpKind::Lock { mode, wait: wait_timeout_ms > 0 }, outcome.clone(), invoke_us);
-        outcome
+            request_id,
+        }
     }
 
     async fn unlock(&mut self, token: u64) -> Outcome {
+        let request_id = self.next_request_id();
         let request = UnlockRequest {
             path: path_name(self.path),
             lease_id: self.lease,
             fencing_token: token,
-            request_id: self.next_request_id(),
+            request_id,
         };
         let invoke_us = now_us();
         let outcome = self
@@ -379,31 +480,111 @@ impl Session<'_> {
                 }
             })
             .await;
-        self.record(OpKind::Unlock { token }, outcome.clone(), invoke_us);
+        self.record(OpKind::Unlock { token }, outcome.clone(), request_id, invoke_us);
+        if outcome != Outcome::Unknown {
+            self.last_decided = Some((request_id, None));
+        }
         outcome
     }
 
-    async fn get(&mut self) -> Outcome {
-        let request = GetLockRequest {
-            path: path_name(self.path),
-            consistency: ReadConsistency::Linearizable as i32,
+    /// Reuses the last decided request's id for another request (a try-lock in the other
+    /// mode, or a try-lock where that id unlocked): it must be refused as a reused id,
+    /// and take no effect. Only definite answers are judged.
+    async fn misuse(&mut self) {
+        let Some((request_id, first_mode)) = self.last_decided else { return };
+        let mode = match first_mode {
+            Some(LockMode::Exclusive) => LockMode::Shared,
+            Some(LockMode::Shared) | None => LockMode::Exclusive,
         };
+        let first = match first_mode {
+            Some(mode) => format!("a {mode} lock"),
+            None => "an unlock".to_owned(),
+        };
+        let request = self.lock_request(mode, 0, request_id);
+        let mut locks = self.locks();
+        let wrong_answer = match call_status(locks.lock(request)).await {
+            Ok(response) => Some(format!(
+                "acquired={} fencing_token={}",
+                response.acquired, response.fencing_token
+            )),
+            Err(status) => match error_detail(&status).map(|detail| detail.reason()) {
+                Some(ErrorReason::RequestIdReused) => None,
+                // Unavailable, lost, or the lease is gone: nothing to judge.
+                None
+                | Some(
+                    ErrorReason::NoLeader
+                    | ErrorReason::NotLeader
+                    | ErrorReason::ShuttingDown
+                    | ErrorReason::DeadlineExceeded
+                    | ErrorReason::LeaseNotFound,
+                ) => return,
+                Some(reason) => {
+                    Some(format!("{:?} {:?}: {}", status.code(), reason, status.message()))
+                }
+            },
+        };
+        let misuse = Misuse {
+            lease: self.lease,
+            request_id,
+            first,
+            reused_for: format!("a {mode} try-lock of {}", path_name(self.path)),
+            wrong_answer,
+        };
+        self.shared.history().misuses.push(misuse);
+    }
+
+    /// A linearizable read of the path's holders: GetLock, or ListLocks of the path.
+    async fn read(&mut self) -> Outcome {
         let invoke_us = now_us();
         let mut locks = self.locks();
-        match call(locks.get_lock(request)).await {
-            Ok(response) => {
-                let holders = response
-                    .lock
+        let linearizable = ReadConsistency::Linearizable as i32;
+        let lock = if self.rng.random_bool(0.5) {
+            let request = GetLockRequest { path: path_name(self.path), consistency: linearizable };
+            call(locks.get_lock(request)).await.map(|response| response.lock)
+        } else {
+            let request = ListLocksRequest {
+                prefix: path_name(self.path),
+                page_token: String::new(),
+                limit: 0,
+                consistency: linearizable,
+            };
+            call(locks.list_locks(request)).await.map(|response| {
+                response.locks.into_iter().find(|lock| lock.path == path_name(self.path))
+            })
+        };
+        match lock {
+            Ok(lock) => {
+                let holders = lock
                     .map(|lock| lock.holders)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|h| (h.lease_id, core_mode(h.mode), h.fencing_token))
                     .collect();
                 let outcome = Outcome::Holders(holders);
-                self.record(OpKind::Get, outcome.clone(), invoke_us);
+                self.record(OpKind::Get, outcome.clone(), 0, invoke_us);
                 outcome
             }
             // A failed read has no effect to account for.
+            Err(_) => Outcome::Done,
+        }
+    }
+
+    /// A linearizable ValidateFence of `token` on the lease's path.
+    async fn fence(&mut self, token: u64) -> Outcome {
+        let request = ValidateFenceRequest {
+            path: path_name(self.path),
+            fencing_token: token,
+            consistency: ReadConsistency::Linearizable as i32,
+        };
+        let invoke_us = now_us();
+        let mut locks = self.locks();
+        match call(locks.validate_fence(request)).await {
+            Ok(response) => {
+                let outcome =
+                    Outcome::Fence { valid: response.valid, current: response.current_tokens };
+                self.record(OpKind::Fence { token }, outcome, 0, invoke_us);
+                Outcome::Done
+            }
             Err(_) => Outcome::Done,
         }
     }
@@ -433,7 +614,7 @@ impl Session<'_> {
                 }
             })
             .await;
-        self.record(OpKind::Revoke, outcome, invoke_us);
+        self.record(OpKind::Revoke, outcome, 0, invoke_us);
     }
 }
 

@@ -111,15 +111,27 @@ impl LockApi {
                 let limit = Duration::from_millis(
                     request.wait_timeout_ms + self.ctx.config.server.wait_grace_ms,
                 );
-                let outcome = match tokio::time::timeout(limit, receiver).await {
+                let mut receiver = receiver;
+                let outcome = match tokio::time::timeout(limit, &mut receiver).await {
                     Ok(Ok(outcome)) => outcome,
                     Ok(Err(_)) => return Err(status::shutting_down()),
                     Err(_) => {
-                        guard.detach();
-                        cancel_wait(&self.ctx, request, queued_revision, CancelReason::WaitTimeout)
-                            .await?
+                        // Still attached while the cancel goes through: a grant (or a
+                        // dequeue) applied before it wakes this caller, and is what it is
+                        // told, even if the lease has ended since (found by the
+                        // simulator: a grant just before the cancel was answered as a
+                        // time-out once its lease had expired).
+                        let judged = cancel_wait(
+                            &self.ctx,
+                            request,
+                            queued_revision,
+                            CancelReason::WaitTimeout,
+                        )
+                        .await?;
+                        receiver.try_recv().unwrap_or(judged)
                     }
                 };
+                guard.detach();
                 guard.ctx = None;
                 outcome
             }

@@ -167,7 +167,7 @@ fn lone_ends(ops: &[&Op]) -> Vec<bool> {
     ops.iter()
         .enumerate()
         .map(|(i, op)| {
-            matches!(op.kind, OpKind::Revoke | OpKind::Expire) && {
+            matches!(op.kind, OpKind::Revoke | OpKind::Expire { delays: false }) && {
                 let (invoke, complete) = window(op);
                 per_lease[&op.lease].iter().filter(|&&j| j != i).all(|&j| {
                     let (other_invoke, other_complete) = window(ops[j]);
@@ -293,6 +293,7 @@ mod tests {
             lease,
             kind,
             outcome,
+            request_id: 0,
             invoke_us,
             complete_us: Some(complete_us),
         }
@@ -311,6 +312,44 @@ mod tests {
         let violations = check(&history, &[], false);
         assert_eq!(violations.len(), 1, "{violations:?}");
         assert!(violations[0].message.contains("not linearizable"), "{violations:?}");
+    }
+
+    #[test]
+    fn nothing_is_granted_during_a_lock_delay() {
+        let expire = op(1, OpKind::Expire { delays: true }, Outcome::Done, 6, 7);
+        let busy = op(2, OpKind::Lock { mode: LockMode::Shared, wait: false }, Outcome::Busy, 8, 9);
+        let end = op(0, OpKind::EndLockDelay, Outcome::Done, 10, 11);
+        let held = lock(1, LockMode::Exclusive, 10, (0, 5));
+        let history = [held.clone(), expire.clone(), busy.clone(), end.clone()];
+        assert!(check(&history, &[], false).is_empty(), "busy with no holder while delayed");
+        let early = lock(2, LockMode::Exclusive, 20, (8, 9));
+        let history = [held.clone(), expire.clone(), early, end.clone()];
+        assert_eq!(check(&history, &[], false).len(), 1, "a grant before the delay ended");
+        let late = lock(2, LockMode::Exclusive, 20, (12, 13));
+        let history = [held, expire, busy, end, late];
+        assert!(check(&history, &[], false).is_empty(), "granted once the delay ended");
+    }
+
+    #[test]
+    fn a_fence_check_must_agree_with_the_holders() {
+        let fence = |token, valid, current: Vec<u64>, at: u64| {
+            op(3, OpKind::Fence { token }, Outcome::Fence { valid, current }, at, at + 1)
+        };
+        let unlock = op(1, OpKind::Unlock { token: 10 }, Outcome::Done, 6, 8);
+        let granted = [lock(1, LockMode::Exclusive, 10, (0, 5)), unlock];
+        let history: Vec<Op> =
+            granted.iter().cloned().chain([fence(10, true, vec![10], 2)]).collect();
+        assert!(check(&history, &[], false).is_empty(), "current while held");
+        // After the release the token is stale: calling it valid is a lie.
+        let history: Vec<Op> =
+            granted.iter().cloned().chain([fence(10, true, vec![10], 9)]).collect();
+        assert_eq!(check(&history, &[], false).len(), 1);
+        let history: Vec<Op> =
+            granted.iter().cloned().chain([fence(10, false, vec![], 9)]).collect();
+        assert!(check(&history, &[], false).is_empty(), "stale after the release");
+        // A never-granted token is never valid, even below the current one.
+        let history = [lock(1, LockMode::Exclusive, 10, (0, 5)), fence(4, true, vec![10], 6)];
+        assert_eq!(check(&history, &[], false).len(), 1);
     }
 
     #[test]

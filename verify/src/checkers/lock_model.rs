@@ -21,13 +21,15 @@ pub struct PathState {
     /// Sorted by lease. A token is `None` when the grant's answer was lost.
     holders: Vec<(i64, LockMode, Option<u64>)>,
     max_token: u64,
+    /// A lock-delay is in force: nothing is granted until it ends.
+    delayed: bool,
 }
 
 /// Whether `op`, when taken, ends its lease.
 pub fn ends_lease(op: &Op) -> bool {
     matches!(
         (&op.kind, &op.outcome),
-        (OpKind::Revoke | OpKind::Expire, Outcome::Done) | (OpKind::Revoke, Outcome::Ended)
+        (OpKind::Revoke | OpKind::Expire { .. }, Outcome::Done) | (OpKind::Revoke, Outcome::Ended)
     )
 }
 
@@ -81,13 +83,17 @@ impl PathState {
                     Some(held) => (held == *token).then(|| self.clone()),
                     None => Some(self.bind(at, *token)),
                 },
-                None => (alive && self.compatible(*mode) && *token > self.max_token)
-                    .then(|| self.grant(lease, *mode, Some(*token))),
+                None => {
+                    (alive && !self.delayed && self.compatible(*mode) && *token > self.max_token)
+                        .then(|| self.grant(lease, *mode, Some(*token)))
+                }
             },
-            // A shared try-lock is also refused behind a queued exclusive request.
+            // A shared try-lock is also refused behind a queued exclusive request, and
+            // every try-lock during a lock-delay.
             (OpKind::Lock { mode, wait: false }, Outcome::Busy) => (alive
                 && held.is_none()
-                && (!self.compatible(*mode)
+                && (self.delayed
+                    || !self.compatible(*mode)
                     || (*mode == LockMode::Shared && !self.holders.is_empty())))
             .then(|| self.clone()),
             (OpKind::Lock { wait: true, .. }, Outcome::WaitTimedOut) => {
@@ -104,11 +110,48 @@ impl PathState {
                 let holds_it = held.is_some_and(|at| self.holders[at].2 == Some(*token));
                 (alive && !holds_it).then(|| self.clone())
             }
-            (OpKind::Revoke | OpKind::Expire, Outcome::Done) => alive.then(|| self.end(lease)),
+            (OpKind::Revoke | OpKind::Expire { delays: false }, Outcome::Done) => {
+                alive.then(|| self.end(lease))
+            }
+            // An expiry of a lease holding the path starts a lock-delay there. The grant it
+            // held may be one no client was told of: a wait granted just before its lease
+            // expired is answered "lease lost" (`docs/wire-contract.md`), so the model
+            // need not know the holder.
+            (OpKind::Expire { delays: true }, Outcome::Done) => alive.then(|| {
+                let mut next = self.end(lease);
+                next.delayed = true;
+                next
+            }),
+            (OpKind::EndLockDelay, Outcome::Done) => {
+                self.delayed.then(|| PathState { delayed: false, ..self.clone() })
+            }
             (OpKind::Revoke, Outcome::Ended) => Some(self.end(lease)),
             (OpKind::Get, Outcome::Holders(listed)) => self.matches(listed),
+            (OpKind::Fence { token }, Outcome::Fence { valid, current }) => {
+                self.fence_matches(*token, *valid, current)
+            }
             _ => None,
         }
+    }
+
+    /// A fence check: the current tokens are the holders' (a holder whose token is not
+    /// known yet is bound when it is the only one), and the token is valid exactly when
+    /// it is one of them.
+    fn fence_matches(&self, token: u64, valid: bool, current: &[u64]) -> Option<PathState> {
+        if valid != current.contains(&token) || current.len() != self.holders.len() {
+            return None;
+        }
+        let known: Vec<u64> = self.holders.iter().filter_map(|(_, _, t)| *t).collect();
+        if !known.iter().all(|t| current.contains(t)) {
+            return None;
+        }
+        let unknown: Vec<usize> =
+            (0..self.holders.len()).filter(|at| self.holders[*at].2.is_none()).collect();
+        if let [at] = unknown[..] {
+            let left = current.iter().copied().find(|t| !known.contains(t))?;
+            return Some(self.bind(at, left));
+        }
+        Some(self.clone())
     }
 
     /// A read of the holders: the same leases and modes, tokens equal or bound now.

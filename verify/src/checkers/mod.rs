@@ -14,6 +14,7 @@ pub mod lock_model;
 pub mod lost_ack;
 pub mod mutual_exclusion;
 pub mod raft_progress;
+pub mod request_ids;
 pub mod state_machine_safety;
 pub mod watch_consistency;
 
