@@ -60,8 +60,8 @@ step "simulation: 200 seeds (5 nodes, 60 simulated seconds of faults each) and t
 step "simulation: seeds replay byte for byte (each run twice, trace hashes compared)"
 "$SIM" --seeds 1000..1010 --check-determinism
 
-step "simulation self-test: every planted bug is caught within 50 seeds"
-"$SIM" --self-test --self-test-seeds 50 --nodes 3 --duration 10
+step "simulation self-test: every planted bug is caught within 100 seeds"
+"$SIM" --self-test --self-test-seeds 100 --nodes 3 --duration 10
 
 echo
 echo "all checks passed"

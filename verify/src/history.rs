@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use lockmgr_core::LockMode;
 
-/// An operation on one path (lease-wide operations are bound to the lease's one path).
+/// An operation on one path (a lease-wide operation, a revoke or an expiry, appears once on
+/// each of the lease's paths).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OpKind {
     /// `wait`: a blocking lock (else a try-lock).
@@ -75,7 +76,8 @@ pub struct Op {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LeaseRecord {
-    pub path: usize,
+    /// The paths the lease locks (one, two or three).
+    pub paths: Vec<usize>,
     pub ttl_ms: u64,
     pub grant_invoke_us: u64,
     /// When each acknowledged keepalive was sent (the deadline was reset after that).

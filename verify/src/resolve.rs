@@ -128,7 +128,7 @@ pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
     resolved
 }
 
-/// Lease expiries, as operations on the lease's path: they took effect between the
+/// Lease expiries, as operations on each of the lease's paths: they took effect between the
 /// lease's grant and the first application of the `ExpireLease`.
 pub fn expiries(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Op> {
     let mut expiries = Vec::new();
@@ -141,20 +141,22 @@ pub fn expiries(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Op> {
             // Not before the deadline a client was promised (lease safety checks that
             // separately), not after its first application.
             let promised_us = lease.promised_us();
-            let path = path_name(lease.path);
-            let delays = record.applied.events.iter().any(|event| {
-                matches!(event, Event::LockDelayStarted { path: delayed, .. } if delayed.as_str() == path)
-            });
-            expiries.push(Op {
-                client: usize::MAX,
-                path: lease.path,
-                lease: lease_id.0,
-                kind: OpKind::Expire { delays },
-                outcome: Outcome::Done,
-                request_id: 0,
-                invoke_us: promised_us.min(record.applied_us),
-                complete_us: Some(record.applied_us),
-            });
+            for &index in &lease.paths {
+                let path = path_name(index);
+                let delays = record.applied.events.iter().any(|event| {
+                    matches!(event, Event::LockDelayStarted { path: delayed, .. } if delayed.as_str() == path)
+                });
+                expiries.push(Op {
+                    client: usize::MAX,
+                    path: index,
+                    lease: lease_id.0,
+                    kind: OpKind::Expire { delays },
+                    outcome: Outcome::Done,
+                    request_id: 0,
+                    invoke_us: promised_us.min(record.applied_us),
+                    complete_us: Some(record.applied_us),
+                });
+            }
         }
     }
     expiries

@@ -16,6 +16,7 @@
 //! ValidateFence with current, stale and never-granted tokens.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -152,11 +153,24 @@ pub async fn client(shared: Arc<Shared>, client: usize) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let path = rng.random_range(0..shared.shape.paths);
+        // Most leases use one path; some hold and wait for two or three at once, so that
+        // a revoke or an expiry ends several locks and waits in one command.
+        let count = match rng.random_range(0..20) {
+            0..=11 => 1,
+            12..=16 => 2,
+            _ => 3,
+        };
+        let mut paths: Vec<usize> = Vec::new();
+        while paths.len() < count.min(shared.shape.paths) {
+            let path = rng.random_range(0..shared.shape.paths);
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
         {
             let mut history = shared.history();
             let record = history.leases.entry(lease).or_default();
-            record.path = path;
+            record.paths.clone_from(&paths);
             record.ttl_ms = ttl_ms;
         }
         let lapse = rng.random_bool(shared.shape.lapse_chance);
@@ -175,7 +189,8 @@ pub async fn client(shared: Arc<Shared>, client: usize) {
             rng: &mut rng,
             client,
             lease,
-            path,
+            path: paths[0],
+            paths,
             ttl_ms,
             last_decided: None,
         };
@@ -246,7 +261,9 @@ struct Session<'a> {
     rng: &'a mut SmallRng,
     client: usize,
     lease: i64,
+    /// The path of the step at hand, one of `paths`, the lease's paths.
     path: usize,
+    paths: Vec<usize>,
     ttl_ms: u64,
     /// The last request the state machine decided: its id, and the mode if it was a lock
     /// (an unlock otherwise). A misuse reuses its id for another request.
@@ -330,14 +347,18 @@ impl Session<'_> {
 
     /// Operations on the lease's path; `false` if the lease was abandoned.
     async fn run(&mut self) -> bool {
-        let mut held: Option<(u64, LockMode)> = None;
-        let mut old_tokens: Vec<u64> = Vec::new();
+        // Per path: the grant held, and the tokens of earlier grants.
+        let mut grants: BTreeMap<usize, (u64, LockMode)> = BTreeMap::new();
+        let mut olds: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
         for _ in 0..self.rng.random_range(3..20) {
             if now_us() >= self.shared.stop_us {
                 break;
             }
             let think_ms = self.rng.random_range(0..10);
             tokio::time::sleep(Duration::from_millis(think_ms)).await;
+            self.path = self.paths[self.rng.random_range(0..self.paths.len())];
+            let held = grants.get(&self.path).copied();
+            let old_tokens = olds.get(&self.path).cloned().unwrap_or_default();
             let stale = !old_tokens.is_empty()
                 && self.rng.random_bool(self.shared.shape.stale_unlock_chance);
             if self.last_decided.is_some() && self.rng.random_bool(MISUSE_CHANCE) {
@@ -352,8 +373,8 @@ impl Session<'_> {
                     0..=5 => {
                         let outcome = self.unlock(token).await;
                         if outcome == Outcome::Done {
-                            held = None;
-                            old_tokens.push(token);
+                            grants.remove(&self.path);
+                            olds.entry(self.path).or_default().push(token);
                         }
                         outcome
                     }
@@ -393,7 +414,7 @@ impl Session<'_> {
                 };
                 let outcome = self.lock(mode, wait_ms).await;
                 if let Outcome::Granted { token } = outcome {
-                    held = Some((token, mode));
+                    grants.insert(self.path, (token, mode));
                 }
                 outcome
             };
@@ -614,7 +635,13 @@ impl Session<'_> {
                 }
             })
             .await;
-        self.record(OpKind::Revoke, outcome, 0, invoke_us);
+        // The revoke ends the lease on each of its paths: one operation in each path's
+        // history (paths are checked one by one).
+        let complete_us = now_us();
+        for path in self.paths.clone() {
+            self.path = path;
+            self.record_at(OpKind::Revoke, outcome.clone(), 0, invoke_us, complete_us);
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 //! revisions, so the model cannot predict them; it requires what core promises: a new
 //! grant's token is above every earlier grant's on the path, and a holder keeps its token.
 //!
-//! Each lease in the workload uses exactly one path, so a lease's revoke or expiry is an
-//! operation on that path alone and paths can be checked one by one.
+//! A workload lease uses one to three paths; its revoke or expiry appears in each of their
+//! histories (the workload and `resolve.rs` put it there), so paths can be checked one by
+//! one: each path's history must be linearizable on its own, which every linearizable
+//! history of the whole table is.
 //!
 //! Whether a lease has ended is not part of the state: it ended exactly when one of its
 //! ending operations ([`ends_lease`]) was taken, so the search knows it from the set of
