@@ -344,7 +344,8 @@ fn summary(
             | Outcome::Done
             | Outcome::Ended
             | Outcome::Holders(_)
-            | Outcome::Fence { .. } => {
+            | Outcome::Fence { .. }
+            | Outcome::LeaseHolds { .. } => {
                 ok += 1;
             }
             _ => failed += 1,

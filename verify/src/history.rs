@@ -20,6 +20,9 @@ pub enum OpKind {
     },
     /// A linearizable read of the holders (`GetLock`, or `ListLocks` of the path).
     Get,
+    /// The lease's `TimeToLive` (a linearizable read through the leader): does the lease
+    /// hold this path?
+    LeaseTtl,
     /// A linearizable `ValidateFence` of `token` (current, stale or never granted).
     Fence {
         token: u64,
@@ -51,6 +54,10 @@ pub enum Outcome {
     /// A retried revoke found the lease gone: ended by this request or before it.
     Ended,
     Holders(Vec<(i64, LockMode, u64)>),
+    /// `TimeToLive`'s answer for one path: whether the lease holds it.
+    LeaseHolds {
+        holds: bool,
+    },
     /// `ValidateFence`'s answer: whether the token is current, and the current tokens.
     Fence {
         valid: bool,

@@ -15,16 +15,21 @@ use crate::{
     workload::path_name,
 };
 
-/// The history's operations with every unknown outcome settled or the operation dropped.
-pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
-    // Per lease: its grants (path, token, when, the request id that asked for it), its
-    // releases (token, when), its revoke. A grant belongs to the request that asked for
-    // it: the lock applied with it, or the one whose wait it ended (a later request of the
-    // lease may have taken the wait over). Another request of the same lease is never
-    // settled with it.
-    let mut grants: BTreeMap<i64, Vec<(String, u64, u64, u64)>> = BTreeMap::new();
-    let mut releases: BTreeMap<(i64, u64), u64> = BTreeMap::new();
-    let mut revoked: BTreeMap<i64, u64> = BTreeMap::new();
+/// What the applied log says each lease did: its grants (path, token, when, the request id
+/// that asked for it), its releases (token, when), its revoke. A grant belongs to the
+/// request that asked for it: the lock applied with it, or the one whose wait it ended (a
+/// later request of the lease may have taken the wait over). Another request of the same
+/// lease is never settled with it.
+#[derive(Default)]
+struct LogFacts {
+    grants: BTreeMap<i64, Vec<(String, u64, u64, u64)>>,
+    releases: BTreeMap<(i64, u64), u64>,
+    revoked: BTreeMap<i64, u64>,
+}
+
+fn log_facts(log: &BTreeMap<u64, LogRecord>) -> LogFacts {
+    let mut facts = LogFacts::default();
+    let LogFacts { grants, releases, revoked } = &mut facts;
     let mut waits: BTreeMap<u64, u64> = BTreeMap::new();
     for record in log.values() {
         let asked = match &record.command {
@@ -61,6 +66,12 @@ pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
             }
         }
     }
+    facts
+}
+
+/// The history's operations with every unknown outcome settled or the operation dropped.
+pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
+    let LogFacts { grants, releases, revoked } = log_facts(log);
     let mut claimed_tokens: BTreeSet<u64> = history
         .ops
         .iter()
@@ -116,9 +127,11 @@ pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
                 .get(&op.lease)
                 .filter(|at_us| **at_us >= op.invoke_us)
                 .map(|at_us| (Outcome::Done, *at_us)),
-            OpKind::Get | OpKind::Fence { .. } | OpKind::Expire { .. } | OpKind::EndLockDelay => {
-                None
-            }
+            OpKind::Get
+            | OpKind::LeaseTtl
+            | OpKind::Fence { .. }
+            | OpKind::Expire { .. }
+            | OpKind::EndLockDelay => None,
         };
         // Not in the log: it never took effect, so it is not part of the history.
         if let Some((outcome, at_us)) = settled {

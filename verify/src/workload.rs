@@ -29,9 +29,10 @@ use lockmgr_proto::{
     Channels, error_detail,
     v1::{
         self, ErrorReason, GetLockRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
-        LeaseRevokeRequest, ListLocksRequest, LockRequest, ReadConsistency, UnlockRequest,
-        ValidateFenceRequest, WatchRequest, lease_service_client::LeaseServiceClient,
-        lock_service_client::LockServiceClient, watch_service_client::WatchServiceClient,
+        LeaseRevokeRequest, LeaseTimeToLiveRequest, ListLocksRequest, LockRequest, ReadConsistency,
+        UnlockRequest, ValidateFenceRequest, WatchRequest,
+        lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
+        watch_service_client::WatchServiceClient,
     },
 };
 use rand::{RngExt, SeedableRng, rngs::SmallRng};
@@ -378,6 +379,7 @@ impl Session<'_> {
                         }
                         outcome
                     }
+                    6 if self.rng.random_bool(0.3) => self.lease_ttl().await,
                     6 => self.read().await,
                     7 => {
                         let token = if old_tokens.is_empty() || self.rng.random_bool(0.5) {
@@ -588,6 +590,35 @@ impl Session<'_> {
             // A failed read has no effect to account for.
             Err(_) => Outcome::Done,
         }
+    }
+
+    /// The lease's TimeToLive: which of its paths it holds, judged path by path.
+    async fn lease_ttl(&mut self) -> Outcome {
+        let invoke_us = now_us();
+        let request = LeaseTimeToLiveRequest { lease_id: self.lease };
+        let mut leases = LeaseServiceClient::new(self.shared.channel(self.rng));
+        let answer = call(leases.time_to_live(request)).await;
+        let complete_us = now_us();
+        let current = self.path;
+        let outcome = match answer {
+            Ok(response) => {
+                for path in self.paths.clone() {
+                    self.path = path;
+                    let holds = response.held_paths.contains(&path_name(path));
+                    let outcome = Outcome::LeaseHolds { holds };
+                    self.record_at(OpKind::LeaseTtl, outcome, 0, invoke_us, complete_us);
+                }
+                Outcome::Done
+            }
+            Err(Outcome::LeaseGone) => {
+                self.record_at(OpKind::LeaseTtl, Outcome::LeaseGone, 0, invoke_us, complete_us);
+                Outcome::LeaseGone
+            }
+            // A failed read has no effect to account for.
+            Err(_) => Outcome::Done,
+        };
+        self.path = current;
+        outcome
     }
 
     /// A linearizable ValidateFence of `token` on the lease's path.

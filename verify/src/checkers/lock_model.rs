@@ -101,9 +101,13 @@ impl PathState {
             (OpKind::Lock { wait: true, .. }, Outcome::WaitTimedOut) => {
                 held.is_none().then(|| self.clone())
             }
-            (OpKind::Lock { .. } | OpKind::Unlock { .. } | OpKind::Revoke, Outcome::LeaseGone) => {
-                (!alive).then(|| self.clone())
+            (OpKind::LeaseTtl, Outcome::LeaseHolds { holds }) => {
+                (alive && held.is_some() == *holds).then(|| self.clone())
             }
+            (
+                OpKind::Lock { .. } | OpKind::Unlock { .. } | OpKind::Revoke | OpKind::LeaseTtl,
+                Outcome::LeaseGone,
+            ) => (!alive).then(|| self.clone()),
             (OpKind::Unlock { token }, Outcome::Done) => {
                 let at = held?;
                 self.holders[at].2.is_none_or(|held| held == *token).then(|| self.release(at))
