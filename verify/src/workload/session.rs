@@ -1,274 +1,42 @@
-//! The workload: clients on the client node, each granting a lease, binding it to one
-//! path, and doing what users do with it (try-locks and blocking locks, exclusive and
-//! shared, reads of the holders, unlocks, occasionally with a stale token, keepalives, a
-//! revoke or a lapse), every call to a random member with a time-out. Holders write to a
-//! fenced resource, sometimes after stalling past their lease. Everything goes into the
-//! [`History`] with its invoke and complete times; an answer that does not say whether the
-//! operation took effect is recorded as unknown, and the client abandons that lease.
-//!
-//! Clients retry the way real ones do: every lock and unlock is retried with the same
-//! request_id until its answer is definite (after a time-out, a lost connection, a dead
-//! member), a blocking lock's first attempt is sometimes abandoned while it still waits
-//! and retried at once (the retry must find its wait), a queued lease sometimes sends a
-//! try-lock of its path meanwhile (it must keep its place), and a few requests reuse the
-//! lease's last request id for another request on purpose (`history.misuses`: each must
-//! be refused). Reads use every read RPC: GetLock, ListLocks of the path, and
-//! ValidateFence with current, stale and never-granted tokens.
+//! One lease's session: the steps a client takes on its paths (locks, unlocks, reads,
+//! fenced writes, a misused request id now and then), each retried as a real client
+//! retries, each recorded in the history with its request id and outcome.
 
-use std::{
-    collections::BTreeMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use lockmgr_core::LockMode;
 use lockmgr_proto::{
-    Channels, error_detail,
+    error_detail,
     v1::{
-        self, ErrorReason, GetLockRequest, LeaseGrantRequest, LeaseKeepAliveRequest,
-        LeaseRevokeRequest, LeaseTimeToLiveRequest, ListLocksRequest, LockRequest, ReadConsistency,
-        UnlockRequest, ValidateFenceRequest, WatchRequest,
+        ErrorReason, GetLockRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, ListLocksRequest,
+        LockRequest, ReadConsistency, UnlockRequest, ValidateFenceRequest,
         lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
-        watch_service_client::WatchServiceClient,
     },
 };
-use rand::{RngExt, SeedableRng, rngs::SmallRng};
+use rand::{RngExt, rngs::SmallRng};
 use tonic::transport::Channel;
 
+use super::{CALL_TIMEOUT, Shared, call, call_status, core_mode, lock_once, path_name, proto_mode};
 use crate::{
-    history::{FencedResource, History, Misuse, Op, OpKind, Outcome, WatchRecord},
+    history::{Misuse, Op, OpKind, Outcome},
     now_us,
 };
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
-
-pub fn path_name(path: usize) -> String {
-    format!("/sim/p{path}")
-}
-
-/// What the clients do: the simulator's plan draws it per seed; the chaos suite sets it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Shape {
-    pub seed: u64,
-    pub paths: usize,
-    pub lease_ttl_ms: (u64, u64),
-    /// Chance that a client lets its lease lapse instead of revoking it.
-    pub lapse_chance: f64,
-    /// Chance that a holder stalls past its lease before writing to the resource.
-    pub stall_chance: f64,
-    pub stale_unlock_chance: f64,
-}
-
-pub struct Shared {
-    pub shape: Shape,
-    pub addresses: Vec<String>,
-    pub channels: Channels,
-    pub history: Mutex<History>,
-    pub resource: Mutex<FencedResource>,
-    pub stop_us: u64,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("shape", &self.shape).finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    fn history(&self) -> std::sync::MutexGuard<'_, History> {
-        self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn channel(&self, rng: &mut SmallRng) -> Channel {
-        let address = &self.addresses[rng.random_range(0..self.addresses.len())];
-        self.channels.get(address).expect("member addresses are valid")
-    }
-}
-
-fn classify(status: &tonic::Status) -> Outcome {
-    let reason = error_detail(status).map_or(ErrorReason::Unspecified, |detail| detail.reason());
-    match reason {
-        ErrorReason::LeaseNotFound | ErrorReason::LeaseLost => Outcome::LeaseGone,
-        ErrorReason::LockNotHeld | ErrorReason::StaleToken => Outcome::NotHeld,
-        // Given up after its callers left and no retry came: the waiter is gone.
-        ErrorReason::WaitTimeout | ErrorReason::WaitAbandoned => Outcome::WaitTimedOut,
-        _ => Outcome::Unknown,
-    }
-}
-
-async fn call<T>(
-    future: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, Outcome> {
-    call_within(CALL_TIMEOUT, future).await
-}
-
-async fn call_within<T>(
-    timeout: Duration,
-    future: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, Outcome> {
-    match tokio::time::timeout(timeout, future).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status)) => Err(classify(&status)),
-        Err(_) => Err(Outcome::Unknown),
-    }
-}
-
-async fn call_status<T>(
-    future: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, tonic::Status> {
-    match tokio::time::timeout(CALL_TIMEOUT, future).await {
-        Ok(result) => result.map(tonic::Response::into_inner),
-        Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
-    }
-}
-
-/// One attempt of a lock, abandoned after `limit`.
-async fn lock_once(channel: Channel, request: LockRequest, limit: Duration) -> Outcome {
-    let mut locks = LockServiceClient::new(channel);
-    match call_within(limit, locks.lock(request)).await {
-        Ok(response) if response.acquired => Outcome::Granted { token: response.fencing_token },
-        Ok(_) => Outcome::Busy,
-        Err(outcome) => outcome,
-    }
-}
-
-fn proto_mode(mode: LockMode) -> i32 {
-    match mode {
-        LockMode::Exclusive => v1::LockMode::Exclusive as i32,
-        LockMode::Shared => v1::LockMode::Shared as i32,
-    }
-}
-
-fn core_mode(mode: i32) -> LockMode {
-    if mode == v1::LockMode::Shared as i32 { LockMode::Shared } else { LockMode::Exclusive }
-}
-
-/// One client's life: leases one after another until the run's fault phase ends.
-pub async fn client(shared: Arc<Shared>, client: usize) {
-    let mut rng = SmallRng::seed_from_u64(shared.shape.seed ^ (client as u64 + 1) << 32);
-    while now_us() < shared.stop_us {
-        let Some((lease, ttl_ms)) = grant(&shared, &mut rng).await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        // Most leases use one path; some hold and wait for two or three at once, so that
-        // a revoke or an expiry ends several locks and waits in one command.
-        let count = match rng.random_range(0..20) {
-            0..=11 => 1,
-            12..=16 => 2,
-            _ => 3,
-        };
-        let mut paths: Vec<usize> = Vec::new();
-        while paths.len() < count.min(shared.shape.paths) {
-            let path = rng.random_range(0..shared.shape.paths);
-            if !paths.contains(&path) {
-                paths.push(path);
-            }
-        }
-        {
-            let mut history = shared.history();
-            let record = history.leases.entry(lease).or_default();
-            record.paths.clone_from(&paths);
-            record.ttl_ms = ttl_ms;
-        }
-        let lapse = rng.random_bool(shared.shape.lapse_chance);
-        let keeping = Arc::new(AtomicBool::new(true));
-        let keepalive = tokio::spawn(keep_alive(
-            shared.clone(),
-            lease,
-            ttl_ms,
-            keeping.clone(),
-            rng.random(),
-            lapse,
-        ));
-        let mut session = Session {
-            request_id: 0,
-            shared: &shared,
-            rng: &mut rng,
-            client,
-            lease,
-            path: paths[0],
-            paths,
-            ttl_ms,
-            last_decided: None,
-        };
-        let clean = session.run().await;
-        keeping.store(false, Ordering::SeqCst);
-        let _ = keepalive.await;
-        // A lease with an unknown request is revoked (its end decides the request); a
-        // lapsing one is left to expire.
-        if !clean || !lapse {
-            session.revoke().await;
-        }
-    }
-}
-
-async fn grant(shared: &Shared, rng: &mut SmallRng) -> Option<(i64, u64)> {
-    let (low, high) = shared.shape.lease_ttl_ms;
-    let ttl_ms = rng.random_range(low..=high);
-    let invoke_us = now_us();
-    let mut leases = LeaseServiceClient::new(shared.channel(rng));
-    let response = call(leases.grant(LeaseGrantRequest { ttl_ms: ttl_ms as i64 })).await.ok()?;
-    let mut history = shared.history();
-    history.granted_leases.push((response.lease_id, now_us()));
-    let lease = response.lease_id;
-    let ttl_ms = response.ttl_ms as u64;
-    history.leases.entry(lease).or_default().grant_invoke_us = invoke_us;
-    Some((lease, ttl_ms))
-}
-
-async fn keep_alive(
-    shared: Arc<Shared>,
-    lease: i64,
-    ttl_ms: u64,
-    keeping: Arc<AtomicBool>,
-    seed: u64,
-    lapse: bool,
-) {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    // A lapsing lease is renewed a few times, then left to expire.
-    let mut renewals = if lapse { rng.random_range(0..3) } else { u32::MAX };
-    while keeping.load(Ordering::SeqCst) && renewals > 0 {
-        tokio::time::sleep(Duration::from_millis(ttl_ms / 3)).await;
-        renewals -= 1;
-        let sent_us = now_us();
-        let mut leases = LeaseServiceClient::new(shared.channel(&mut rng));
-        let ping = futures_util::stream::iter([LeaseKeepAliveRequest { lease_id: lease }]);
-        let answer = tokio::time::timeout(Duration::from_millis(ttl_ms / 3), async {
-            let mut responses = leases.keep_alive(ping).await?.into_inner();
-            responses.message().await
-        })
-        .await;
-        match answer {
-            Ok(Ok(Some(response))) if response.ttl_ms > 0 => {
-                let mut history = shared.history();
-                history.leases.entry(lease).or_default().keepalive_sent_us.push(sent_us);
-            }
-            // The lease is gone: nothing left to renew.
-            Ok(Ok(Some(_))) => break,
-            _ => {}
-        }
-    }
-}
-
-struct Session<'a> {
+pub(super) struct Session<'a> {
     /// The lease's last request id: retries of a request reuse its id, so the state
     /// machine answers them instead of applying them twice.
-    request_id: u64,
-    shared: &'a Shared,
-    rng: &'a mut SmallRng,
-    client: usize,
-    lease: i64,
+    pub(super) request_id: u64,
+    pub(super) shared: &'a Shared,
+    pub(super) rng: &'a mut SmallRng,
+    pub(super) client: usize,
+    pub(super) lease: i64,
     /// The path of the step at hand, one of `paths`, the lease's paths.
-    path: usize,
-    paths: Vec<usize>,
-    ttl_ms: u64,
+    pub(super) path: usize,
+    pub(super) paths: Vec<usize>,
+    pub(super) ttl_ms: u64,
     /// The last request the state machine decided: its id, and the mode if it was a lock
     /// (an unlock otherwise). A misuse reuses its id for another request.
-    last_decided: Option<(u64, Option<LockMode>)>,
+    pub(super) last_decided: Option<(u64, Option<LockMode>)>,
 }
 
 /// Chance that a blocking lock's first attempt is abandoned while it waits.
@@ -347,7 +115,7 @@ impl Session<'_> {
     }
 
     /// Operations on the lease's path; `false` if the lease was abandoned.
-    async fn run(&mut self) -> bool {
+    pub(super) async fn run(&mut self) -> bool {
         // Per path: the grant held, and the tokens of earlier grants.
         let mut grants: BTreeMap<usize, (u64, LockMode)> = BTreeMap::new();
         let mut olds: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
@@ -655,7 +423,7 @@ impl Session<'_> {
 
     /// Revokes the lease, retrying until the answer is definite: revoked by this call, or
     /// gone (if an earlier attempt may have revoked it: `Ended`).
-    async fn revoke(&mut self) {
+    pub(super) async fn revoke(&mut self) {
         let invoke_us = now_us();
         let request = LeaseRevokeRequest { lease_id: self.lease };
         let outcome = self
@@ -673,72 +441,5 @@ impl Session<'_> {
             self.path = path;
             self.record_at(OpKind::Revoke, outcome.clone(), 0, invoke_us, complete_us);
         }
-    }
-}
-
-/// Runs `future` for at most `limit`. Unlike `tokio::time::timeout`, the clock is asked
-/// once: madsim registers a new timer every time a pending sleep is polled, and a watch
-/// stream's time-out is polled for every message it receives.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) {
-    let (expired, expiry) = tokio::sync::oneshot::channel::<()>();
-    let timer = tokio::spawn(async move {
-        tokio::time::sleep(limit).await;
-        let _ = expired.send(());
-    });
-    tokio::select! {
-        _ = future => timer.abort(),
-        _ = expiry => {}
-    }
-}
-
-/// Watchers per run: each watches a path or every path, from now or resuming after the
-/// last revision it saw, on a random member, for a few seconds at a time.
-pub const WATCHERS: usize = 4;
-
-pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
-    let mut rng = SmallRng::seed_from_u64(shared.shape.seed ^ 0x3a7c_4000 ^ watcher as u64);
-    let mut resume_from = 0;
-    while now_us() < shared.stop_us {
-        let prefix = rng.random_bool(0.3);
-        let target = if prefix {
-            // A prefix is a path (no trailing '/'); it covers the paths under it.
-            "/sim".to_string()
-        } else {
-            path_name(rng.random_range(0..shared.shape.paths))
-        };
-        // Resume (as a client that lost its stream would) or start from now.
-        let start_revision = if rng.random_bool(0.5) { resume_from } else { 0 };
-        let mut record = WatchRecord {
-            watcher,
-            target: target.clone(),
-            prefix,
-            start_revision,
-            events: Vec::new(),
-            compacted: false,
-        };
-        let length = Duration::from_millis(rng.random_range(1_000..8_000));
-        let mut watch = WatchServiceClient::new(shared.channel(&mut rng));
-        let request = WatchRequest { path: target, prefix, start_revision };
-        let listen = async {
-            let mut stream = watch.watch(request).await.ok()?.into_inner();
-            while let Ok(Some(response)) = stream.message().await {
-                if response.compacted {
-                    record.compacted = true;
-                    return None;
-                }
-                for event in response.events {
-                    record.events.push((event.revision, event.path, event.kind, event.lease_id));
-                }
-            }
-            None::<()>
-        };
-        within(length, listen).await;
-        if let Some((revision, ..)) = record.events.last() {
-            resume_from = revision + 1;
-        } else if record.compacted {
-            resume_from = 0;
-        }
-        shared.history().watches.push(record);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
     }
 }
