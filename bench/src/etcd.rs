@@ -16,9 +16,12 @@ use crate::system::{Conn, Result, System};
 
 #[derive(Debug)]
 pub struct Etcd {
-    endpoints: Vec<String>,
-    members: Vec<KillOnDrop>,
-    _root: tempfile::TempDir,
+    binary: String,
+    pub(crate) endpoints: Vec<String>,
+    /// Each member's arguments (a restart reuses them) and its process, while it runs.
+    specs: Vec<Vec<String>>,
+    pub(crate) members: Vec<Option<KillOnDrop>>,
+    root: tempfile::TempDir,
 }
 
 impl Etcd {
@@ -32,29 +35,51 @@ impl Etcd {
             .map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut members = Vec::new();
-        for (i, (client, peer)) in ports.iter().enumerate() {
-            let log = std::fs::File::create(root.path().join(format!("e{i}.log")))?;
-            let child = Command::new(binary)
-                .args(["--name", &format!("e{i}")])
-                .args(["--data-dir", &root.path().join(format!("e{i}")).display().to_string()])
-                .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
-                .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
-                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args(["--initial-cluster", &initial_cluster])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", "lockmgr-bench"])
-                .args(["--logger", "zap", "--log-level", "warn"])
-                .stdout(Stdio::from(log.try_clone()?))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .map_err(|e| format!("cannot start {binary} (apt-get install etcd-server): {e}"))?;
-            members.push(KillOnDrop(child));
-        }
+        let specs: Vec<Vec<String>> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let data_dir = root.path().join(format!("e{i}")).display().to_string();
+                [
+                    "--name",
+                    &format!("e{i}"),
+                    "--data-dir",
+                    &data_dir,
+                    "--listen-client-urls",
+                    &format!("http://127.0.0.1:{client}"),
+                    "--advertise-client-urls",
+                    &format!("http://127.0.0.1:{client}"),
+                    "--listen-peer-urls",
+                    &format!("http://127.0.0.1:{peer}"),
+                    "--initial-advertise-peer-urls",
+                    &format!("http://127.0.0.1:{peer}"),
+                    "--initial-cluster",
+                    &initial_cluster,
+                    "--initial-cluster-state",
+                    "new",
+                    "--initial-cluster-token",
+                    "lockmgr-bench",
+                    "--logger",
+                    "zap",
+                    "--log-level",
+                    "warn",
+                ]
+                .map(String::from)
+                .to_vec()
+            })
+            .collect();
         let endpoints: Vec<String> =
             ports.iter().map(|(client, _)| format!("http://127.0.0.1:{client}")).collect();
-        let etcd = Etcd { endpoints, members, _root: root };
+        let mut etcd = Etcd {
+            binary: binary.to_owned(),
+            endpoints,
+            members: specs.iter().map(|_| None).collect(),
+            specs,
+            root,
+        };
+        for index in 0..nodes {
+            etcd.spawn(index)?;
+        }
         let started = Instant::now();
         loop {
             let ready = async {
@@ -73,6 +98,26 @@ impl Etcd {
     }
 }
 
+impl Etcd {
+    /// Starts member `index` (again) on its data directory.
+    pub(crate) fn spawn(&mut self, index: usize) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join(format!("e{index}.log")))?;
+        let child = Command::new(&self.binary)
+            .args(&self.specs[index])
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| {
+                format!("cannot start {} (apt-get install etcd-server): {e}", self.binary)
+            })?;
+        self.members[index] = Some(KillOnDrop(child));
+        Ok(())
+    }
+}
+
 impl System for Etcd {
     type Conn = EtcdConn;
 
@@ -81,7 +126,7 @@ impl System for Etcd {
     }
 
     fn pids(&self) -> Vec<u32> {
-        self.members.iter().map(|member| member.0.id()).collect()
+        self.members.iter().flatten().map(|member| member.0.id()).collect()
     }
 }
 

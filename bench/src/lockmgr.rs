@@ -18,7 +18,7 @@ const WAIT: Duration = Duration::from_mins(10);
 
 #[derive(Debug)]
 pub struct Lockmgr {
-    cluster: Cluster,
+    pub(crate) cluster: Cluster,
     /// The leader's client address (keepalives go straight to it).
     leader: String,
 }

@@ -11,6 +11,7 @@
 //! ```
 
 mod etcd;
+mod failover;
 mod lockmgr;
 mod procfs;
 mod system;
@@ -49,6 +50,9 @@ enum Workload {
     /// Resident memory after `--paths` distinct paths locked and released, then with
     /// `--footprint-leases` live leases.
     Footprint,
+    /// The leader killed `--kills` times and paused `--pauses` times: the wait for the
+    /// first answered lock, and sessions of `--session-ttl-ms` lost (not run by default).
+    Failover,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,6 +92,18 @@ struct Args {
     /// Live leases the `footprint` workload adds.
     #[arg(long, default_value_t = 10_000)]
     footprint_leases: usize,
+    /// Leader kills (`kill -9`, then a restart) of the `failover` workload.
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+    /// Leader pauses (SIGSTOP for `--pause-ms`, then SIGCONT) of the `failover` workload.
+    #[arg(long, default_value_t = 5)]
+    pauses: usize,
+    /// The TTL of the session kept alive through each fault (2000: both systems' minimum).
+    #[arg(long, default_value_t = 2_000)]
+    session_ttl_ms: u64,
+    /// How long each pause lasts (longer than the session's TTL).
+    #[arg(long, default_value_t = 4_000)]
+    pause_ms: u64,
     /// The etcd server binary.
     #[arg(long, default_value = "etcd")]
     etcd_binary: String,
@@ -163,6 +179,7 @@ async fn run_on<S: System>(system: &S, workload: Workload, args: &Args) -> Resul
                 ("peak RSS MiB (largest member)".into(), cost.peak_rss_max as f64 / MIB),
             ]
         }
+        Workload::Failover => unreachable!("run() runs the failover workload"),
         Workload::Footprint => {
             let run = workloads::footprint(system, args.paths, args.footprint_leases).await?;
             vec![
@@ -175,7 +192,37 @@ async fn run_on<S: System>(system: &S, workload: Workload, args: &Args) -> Resul
     })
 }
 
+fn failover_figures(run: &failover::FailoverRun, args: &Args) -> Figures {
+    let (kill_min, kill_median, kill_max) = failover::spread(&run.kills);
+    let (pause_min, pause_median, pause_max) = failover::spread(&run.pauses);
+    vec![
+        ("kill -9: first lock ms, min".into(), kill_min),
+        ("kill -9: first lock ms, median".into(), kill_median),
+        ("kill -9: first lock ms, max".into(), kill_max),
+        (format!("kill -9: sessions lost (of {})", args.kills), run.sessions_lost_on_kill as f64),
+        ("pause: first lock ms, min".into(), pause_min),
+        ("pause: first lock ms, median".into(), pause_median),
+        ("pause: first lock ms, max".into(), pause_max),
+        (format!("pause: sessions lost (of {})", args.pauses), run.sessions_lost_on_pause as f64),
+    ]
+}
+
+async fn run_failover<S: failover::Faulty>(system: &mut S, args: &Args) -> Result<Figures> {
+    let ttl = Duration::from_millis(args.session_ttl_ms);
+    let pause = Duration::from_millis(args.pause_ms);
+    let run = failover::failover(system, args.kills, args.pauses, ttl, pause).await?;
+    Ok(failover_figures(&run, args))
+}
+
 async fn run(name: SystemName, workload: Workload, args: &Args) -> Result<Figures> {
+    if workload == Workload::Failover {
+        return match name {
+            SystemName::Lockmgr => run_failover(&mut Lockmgr::start(args.nodes).await?, args).await,
+            SystemName::Etcd => {
+                run_failover(&mut Etcd::start(&args.etcd_binary, args.nodes).await?, args).await
+            }
+        };
+    }
     match name {
         SystemName::Lockmgr => run_on(&Lockmgr::start(args.nodes).await?, workload, args).await,
         SystemName::Etcd => {
@@ -200,6 +247,10 @@ fn describe(workload: Workload, args: &Args) -> String {
         Workload::Footprint => format!(
             "{} distinct paths locked and released, then {} live leases",
             args.paths, args.footprint_leases
+        ),
+        Workload::Failover => format!(
+            "idle cluster, leader killed {} times and paused {} times for {} ms; a session of {} ms kept alive through each",
+            args.kills, args.pauses, args.pause_ms, args.session_ttl_ms
         ),
     }
 }

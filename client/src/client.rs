@@ -25,6 +25,11 @@ pub struct ClientConfig {
     /// Client addresses (`host:port`) of some members; one is enough.
     pub endpoints: Vec<String>,
     pub connect_timeout: Duration,
+    /// How long one attempt waits for its answer before the request is sent to another
+    /// member (same request id): a member that is paused, or a leader that died with the
+    /// connection open, costs this much, not the whole retry budget. A blocking `Lock`
+    /// waits its wait time-out plus 10 s instead.
+    pub attempt_timeout: Duration,
     /// How long a request keeps retrying on other members before giving up.
     pub retry_budget: Duration,
     /// Identity shown to operators as the holder of this client's locks.
@@ -36,6 +41,7 @@ impl ClientConfig {
         ClientConfig {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
             connect_timeout: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(1),
             retry_budget: Duration::from_secs(15),
             holder_id: default_holder_id(),
         }
@@ -63,6 +69,8 @@ struct Inner {
 
 const PAUSE_MIN: Duration = Duration::from_millis(25);
 const PAUSE_MAX: Duration = Duration::from_millis(500);
+/// Membership changes wait for replication to a new member: their attempts get this long.
+const MEMBERSHIP_PATIENCE: Duration = Duration::from_mins(2);
 
 impl Client {
     /// A client for the members in `config`; no connection is made until the first call.
@@ -126,7 +134,16 @@ impl Client {
     /// Runs `call` against the preferred member, following leader hints and moving on
     /// from members that do not answer, until it succeeds, fails for good, or the retry
     /// budget is spent. `call` must be safe to repeat (requests carry request ids).
-    pub(crate) async fn retrying<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
+    pub(crate) async fn retrying<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.retrying_within(self.inner.config.attempt_timeout, call).await
+    }
+
+    /// [`Client::retrying`], each attempt given `patience` for its answer.
+    async fn retrying_within<T, F, Fut>(&self, patience: Duration, mut call: F) -> Result<T, Error>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -135,9 +152,11 @@ impl Client {
         let mut pause = PAUSE_MIN;
         loop {
             let address = self.preferred();
-            let status = match call(self.channel(&address)?).await {
-                Ok(answer) => return Ok(answer),
-                Err(status) => status,
+            let attempt = tokio::time::timeout(patience, call(self.channel(&address)?)).await;
+            let status = match attempt {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(status)) => status,
+                Err(_) => Status::unavailable(format!("no answer within {patience:?}")),
             };
             if !retryable(&status) {
                 return Err(Error::Rpc(status));
@@ -205,14 +224,16 @@ impl Client {
 
     /// One `Lock` call, retried as is (same request id) until answered.
     pub async fn lock(&self, request: v1::LockRequest) -> Result<v1::LockResponse, Error> {
-        self.retrying(|c| {
+        let mut patience = self.inner.config.attempt_timeout;
+        if request.wait_timeout_ms > 0 {
+            // The server answers by the wait time-out (plus a grace); past a day the
+            // deadline only guards against a silent connection.
+            let wait = Duration::from_millis(request.wait_timeout_ms).min(Duration::from_hours(24));
+            patience = wait + Duration::from_secs(10);
+        }
+        self.retrying_within(patience, |c| {
             let mut request = traced(tonic::Request::new(request.clone()));
             if request.get_ref().wait_timeout_ms > 0 {
-                // The server answers by the wait time-out (plus a grace); past a day
-                // the deadline only guards against a silent connection.
-                let wait = Duration::from_millis(request.get_ref().wait_timeout_ms)
-                    .min(Duration::from_hours(24));
-                let patience = wait + Duration::from_secs(10);
                 request.set_timeout(patience);
             }
             async move { Ok(Self::lock_service(c).lock(request).await?.into_inner()) }
@@ -306,7 +327,8 @@ impl Client {
         &self,
         request: v1::AddMemberRequest,
     ) -> Result<v1::AddMemberResponse, Error> {
-        self.retrying(|c| {
+        // The leader answers once the new member caught up (or its time-out passed).
+        self.retrying_within(MEMBERSHIP_PATIENCE, |c| {
             let request = request.clone();
             async move { Ok(ClusterServiceClient::new(c).add_member(request).await?.into_inner()) }
         })
@@ -314,7 +336,7 @@ impl Client {
     }
 
     pub async fn remove_member(&self, node_id: u64) -> Result<v1::RemoveMemberResponse, Error> {
-        self.retrying(|c| async move {
+        self.retrying_within(MEMBERSHIP_PATIENCE, |c| async move {
             Ok(ClusterServiceClient::new(c)
                 .remove_member(v1::RemoveMemberRequest { node_id })
                 .await?
@@ -327,22 +349,30 @@ impl Client {
         &self,
         target_node_id: u64,
     ) -> Result<v1::TransferLeaderResponse, Error> {
-        self.retrying(|c| async move {
+        self.retrying_within(MEMBERSHIP_PATIENCE, |c| async move {
             let request = v1::TransferLeaderRequest { target_node_id };
             Ok(ClusterServiceClient::new(c).transfer_leader(request).await?.into_inner())
         })
         .await
     }
 
-    /// A keepalive stream on the preferred member (the leader, once known).
+    /// Moves on from `address`, which did not answer in time: the next member is asked.
+    pub(crate) fn skip(&self, address: &str) {
+        if self.preferred() == address {
+            self.prefer(self.next_after(address));
+        }
+    }
+
+    /// A keepalive stream on the preferred member (the leader, once known), and that
+    /// member's address.
     pub(crate) async fn open_keepalive(
         &self,
         pings: tokio_stream::wrappers::ReceiverStream<v1::LeaseKeepAliveRequest>,
-    ) -> Result<Streaming<v1::LeaseKeepAliveResponse>, Status> {
+    ) -> Result<(Streaming<v1::LeaseKeepAliveResponse>, String), Status> {
         let address = self.preferred();
         let channel = self.channel(&address).map_err(|e| Status::internal(e.to_string()))?;
         match Self::lease_service(channel).keep_alive(pings).await {
-            Ok(responses) => Ok(responses.into_inner()),
+            Ok(responses) => Ok((responses.into_inner(), address)),
             Err(status) => {
                 let hint =
                     error_detail(&status).map(|d| d.leader_address).filter(|a| !a.is_empty());

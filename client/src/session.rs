@@ -1,8 +1,11 @@
 //! Sessions and lock guards. A session is a lease kept alive by a background task that
-//! pings the leader every third of the TTL. It declares the session lost once its lease
-//! may have run out: the leader never expires a lease earlier than TTL after the ping
-//! it acknowledged was *sent*, so the task counts from the send and gives up a margin
-//! before that, while the lease is still certainly the holder's.
+//! pings the leader every quarter of the TTL. It declares the session lost once its
+//! lease may have run out: the leader never expires a lease earlier than TTL after the
+//! ping it acknowledged was *sent*, so the task counts from the send and gives up a
+//! margin before that, while the lease is still certainly the holder's. A ping not
+//! answered within a short silence (an eighth of the TTL, 250 ms to 1 s) is given up and
+//! the stream reopened on another member, so a dead or paused leader costs the session
+//! one election, not its lease (`docs/semantics.md`, failover).
 
 use std::{
     sync::{
@@ -260,6 +263,15 @@ fn margin(ttl: Duration) -> Duration {
     (ttl / 10).max(Duration::from_millis(200)).min(ttl / 2)
 }
 
+/// How long a ping may go unanswered before the stream is given up for another member.
+fn silence(ttl: Duration) -> Duration {
+    (ttl / 8).clamp(Duration::from_millis(250), Duration::from_secs(1))
+}
+
+/// An open keepalive stream: where to send pings, the answers, and the member it is on.
+type Stream =
+    (mpsc::Sender<LeaseKeepAliveRequest>, tonic::Streaming<v1::LeaseKeepAliveResponse>, String);
+
 struct KeepAlive {
     client: Client,
     lease_id: i64,
@@ -270,11 +282,8 @@ struct KeepAlive {
 
 impl KeepAlive {
     async fn run(mut self, lost: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
-        let interval = self.ttl / 3;
-        let mut stream: Option<(
-            mpsc::Sender<LeaseKeepAliveRequest>,
-            tonic::Streaming<v1::LeaseKeepAliveResponse>,
-        )> = None;
+        let interval = self.ttl / 4;
+        let mut stream: Option<Stream> = None;
         loop {
             if Instant::now() >= self.safe_until {
                 warn!(
@@ -306,35 +315,31 @@ impl KeepAlive {
     }
 
     /// One ping; `Ok(false)` if the lease is gone.
-    async fn ping(
-        &mut self,
-        stream: &mut Option<(
-            mpsc::Sender<LeaseKeepAliveRequest>,
-            tonic::Streaming<v1::LeaseKeepAliveResponse>,
-        )>,
-    ) -> Result<bool, String> {
+    async fn ping(&mut self, stream: &mut Option<Stream>) -> Result<bool, String> {
         if stream.is_none() {
             let (pings, outgoing) = mpsc::channel(4);
             // Opening may wait for an election on the server: never past the lease.
             let patience = self.safe_until.saturating_duration_since(Instant::now());
             let opening = self.client.open_keepalive(ReceiverStream::new(outgoing));
-            let responses = tokio::time::timeout(patience, opening)
+            let (responses, address) = tokio::time::timeout(patience, opening)
                 .await
                 .map_err(|_| "no keepalive stream in time".to_owned())?
                 .map_err(|s| s.to_string())?;
-            *stream = Some((pings, responses));
+            *stream = Some((pings, responses, address));
         }
-        let (pings, responses) = stream.as_mut().expect("opened above");
+        let (pings, responses, address) = stream.as_mut().expect("opened above");
         let sent_at = Instant::now();
         pings
             .send(LeaseKeepAliveRequest { lease_id: self.lease_id })
             .await
             .map_err(|e| e.to_string())?;
-        let answer = tokio::time::timeout(
-            self.safe_until.saturating_duration_since(tokio::time::Instant::now()),
-            responses.next(),
-        )
-        .await;
+        let left = self.safe_until.saturating_duration_since(tokio::time::Instant::now());
+        let silence = silence(self.ttl);
+        let answer = tokio::time::timeout(left.min(silence), responses.next()).await;
+        if answer.is_err() && left > silence {
+            self.client.skip(address);
+            return Err(format!("no keepalive answer from {address} within {silence:?}"));
+        }
         match answer {
             Ok(Some(Ok(response))) if response.ttl_ms > 0 => {
                 let ttl = Duration::from_millis(response.ttl_ms as u64);

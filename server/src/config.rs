@@ -83,6 +83,24 @@ pub struct RaftSettings {
     pub connect_timeout_ms: u64,
 }
 
+impl RaftSettings {
+    /// The longest a leader's death goes unanswered, as openraft elects: a follower
+    /// grants no vote until `election_timeout_max_ms` after it last heard from the
+    /// leader (openraft's leader lease), and campaigns a random election time-out
+    /// (`election_timeout_min_ms..election_timeout_max_ms`) after that; the leader's last
+    /// heartbeat may be one interval before its death (`docs/semantics.md`, failover).
+    pub fn failover_max_ms(&self) -> u64 {
+        2 * self.election_timeout_max_ms + self.heartbeat_interval_ms
+    }
+
+    /// The shortest TTL a session rides out a failover with: it renews every quarter
+    /// TTL and gives up a tenth early, so a failover shorter than 0.65 TTL (less the
+    /// client's 100 ms retry pause) leaves it alive: `ttl >= (failover + 100 ms) / 0.65`.
+    pub fn session_ttl_min_ms(&self) -> u64 {
+        (self.failover_max_ms() + 100) * 20 / 13
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceSettings {
@@ -136,9 +154,10 @@ impl Default for ServerConfig {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_interval_ms: 150,
-            election_timeout_min_ms: 750,
-            election_timeout_max_ms: 1_500,
+            // A failover takes up to 2 x 500 + 100 ms (see `RaftSettings::failover_max_ms`).
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 250,
+            election_timeout_max_ms: 500,
             snapshot_interval_entries: 100_000,
             log_entries_kept_after_snapshot: 1_000,
             snapshot_bytes_max: 1 << 30,
@@ -244,11 +263,14 @@ impl ServerConfig {
                 "need 0 < heartbeat_interval_ms < election_timeout_min_ms < election_timeout_max_ms",
             );
         }
-        if self.limits.lease_ttl_ms_min <= raft.election_timeout_max_ms {
-            return invalid(
-                "limits.lease_ttl_ms_min",
-                "must be above raft.election_timeout_max_ms, or a leader change could expire healthy leases",
-            );
+        if self.limits.lease_ttl_ms_min < raft.session_ttl_min_ms() {
+            return Err(ConfigError::Invalid {
+                name: "limits.lease_ttl_ms_min",
+                rule: format!(
+                    "must be at least {} ms with these raft time-outs ((2 x election_timeout_max_ms + heartbeat_interval_ms + 100) / 0.65), or a session with the minimum TTL could be lost in a leader failover",
+                    raft.session_ttl_min_ms()
+                ),
+            });
         }
         if raft.snapshot_interval_entries == 0 {
             return invalid("raft.snapshot_interval_entries", "must be at least 1");

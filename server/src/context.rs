@@ -146,6 +146,21 @@ impl Ctx {
         }
     }
 
+    /// Resolves once this member no longer takes `leader` for the leader (it learnt of a
+    /// newer one, or started an election itself), or Raft stopped. A call relayed to
+    /// `leader` ends then rather than wait on a leader that may be dead or paused.
+    pub async fn leader_changed(&self, leader: u64) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if metrics.borrow_watched().current_leader != Some(leader) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     pub fn leader_info(&self) -> Option<(u64, NodeInfo)> {
         match self.route() {
             Route::Here => {

@@ -52,18 +52,17 @@ pub fn relayed(ctx: &Ctx, status: Status) -> Status {
     if lockmgr_proto::error_detail(&status).is_some() {
         return status;
     }
+    leader_moved(ctx)
+}
+
+/// The answer of a call relayed to a leader this member no longer follows.
+pub fn leader_moved(ctx: &Ctx) -> Status {
     let leader = ctx.leader_info().filter(|(id, _)| *id != ctx.node_id);
     crate::status::not_leader(leader.as_ref().map(|(id, node)| (*id, node)))
 }
 
 pub fn is_forwarded<T>(request: &Request<T>) -> bool {
     request.metadata().contains_key(FORWARDED)
-}
-
-/// A copy of `request` for the leader.
-pub fn forwarded<T>(request: Request<T>) -> Request<T> {
-    let metadata = request.metadata().clone();
-    forwarded_with(&metadata, request.into_inner())
 }
 
 /// A request for the leader carrying `message`, with what `metadata` must pass on.
@@ -79,28 +78,59 @@ pub fn forwarded_with<T>(metadata: &MetadataMap, message: T) -> Request<T> {
 }
 
 /// Serves the request here if this node leads; otherwise forwards it to the leader
-/// with `$client::$method` and returns the leader's answer.
+/// with `$client::$method` and returns the leader's answer. A leader that dies, pauses
+/// or steps down mid-call is not waited on: once this member learns of another leader
+/// (within the proposal time-out) the request goes there, with the same request id.
 macro_rules! lead_or_forward {
-    ($ctx:expr, $request:ident, $client:ident, $method:ident) => {
-        match $ctx.route_waiting().await {
-            $crate::context::Route::Here => $request,
-            $crate::context::Route::Leader { id, node } => {
-                if $crate::forward::is_forwarded(&$request) {
-                    return Err($crate::status::not_leader(Some((id, &node))));
+    ($ctx:expr, $request:ident, $client:ident, $method:ident) => {{
+        let deadline = tokio::time::Instant::now() + $ctx.config.propose_timeout();
+        loop {
+            match $ctx.route_waiting().await {
+                $crate::context::Route::Here => break $request,
+                $crate::context::Route::Leader { id, node } => {
+                    if $crate::forward::is_forwarded(&$request) {
+                        return Err($crate::status::not_leader(Some((id, &node))));
+                    }
+                    let channel = $ctx.forwarder.channel(&node.client_address)?;
+                    let limit = $ctx.config.server.grpc_message_bytes_max;
+                    let mut client = $client::new(channel)
+                        .max_decoding_message_size(limit)
+                        .max_encoding_message_size(limit);
+                    let onward = $crate::forward::forwarded_with(
+                        $request.metadata(),
+                        $request.get_ref().clone(),
+                    );
+                    let answer = tokio::select! {
+                        answer = client.$method(onward) => Some(answer),
+                        () = $ctx.leader_changed(id) => None,
+                    };
+                    match answer {
+                        Some(Ok(response)) => return Ok(response),
+                        // The leader's own answer.
+                        Some(Err(status)) if lockmgr_proto::error_detail(&status).is_some() => {
+                            return Err(status);
+                        }
+                        // The link failed (the leader stopped or stepped down): wait for
+                        // the next leader, then send again.
+                        Some(Err(status)) => {
+                            let wait =
+                                deadline.saturating_duration_since(tokio::time::Instant::now());
+                            if tokio::time::timeout(wait, $ctx.leader_changed(id)).await.is_err() {
+                                return Err($crate::forward::relayed(&$ctx, status));
+                            }
+                        }
+                        None => {}
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err($crate::forward::leader_moved(&$ctx));
+                    }
                 }
-                let channel = $ctx.forwarder.channel(&node.client_address)?;
-                let limit = $ctx.config.server.grpc_message_bytes_max;
-                let mut client = $client::new(channel)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit);
-                return client
-                    .$method($crate::forward::forwarded($request))
-                    .await
-                    .map_err(|status| $crate::forward::relayed(&$ctx, status));
+                $crate::context::Route::NoLeader => {
+                    return Err($crate::status::not_leader(None));
+                }
             }
-            $crate::context::Route::NoLeader => return Err($crate::status::not_leader(None)),
         }
-    };
+    }};
 }
 
 pub(crate) use lead_or_forward;

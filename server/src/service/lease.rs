@@ -35,9 +35,12 @@ impl LeaseApi {
     }
 
     /// A follower relays a keepalive stream to the leader and the answers back. When
-    /// the leader changes the relayed stream ends, and the client opens another.
+    /// this member learns of another leader (or campaigns itself) the relayed stream
+    /// ends with `UNAVAILABLE` naming the new leader, and the client opens another: a
+    /// dead or paused leader never keeps a session waiting past the election.
     async fn proxy_keepalives(
         &self,
+        leader_id: u64,
         leader_address: &str,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
@@ -54,13 +57,31 @@ impl LeaseApi {
         });
         let onward = forward::forwarded_with(&metadata, ReceiverStream::new(relayed));
         let ctx = self.ctx.clone();
-        let answers = LeaseServiceClient::new(channel)
-            .keep_alive(onward)
-            .await
-            .map_err(|status| forward::relayed(&ctx, status))?
+        let mut leader = LeaseServiceClient::new(channel);
+        let opened = tokio::select! {
+            opened = leader.keep_alive(onward) => opened,
+            () = ctx.leader_changed(leader_id) => return Err(forward::leader_moved(&ctx)),
+        };
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(status) if lockmgr_proto::error_detail(&status).is_some() => return Err(status),
+            // The leader cannot be reached: name the next one once there is one.
+            Err(status) => {
+                let wait = ctx.config.propose_timeout();
+                if tokio::time::timeout(wait, ctx.leader_changed(leader_id)).await.is_err() {
+                    return Err(forward::relayed(&ctx, status));
+                }
+                return Err(forward::leader_moved(&ctx));
+            }
+        };
+        let relayed_ctx = ctx.clone();
+        let answers = opened
             .into_inner()
-            .map(move |answer| answer.map_err(|status| forward::relayed(&ctx, status)));
-        Ok(Response::new(Box::pin(answers)))
+            .map(move |answer| answer.map_err(|status| forward::relayed(&relayed_ctx, status)));
+        let moved_ctx = ctx.clone();
+        let moved = async move { moved_ctx.leader_changed(leader_id).await };
+        let last = futures_util::stream::once(async move { Err(forward::leader_moved(&ctx)) });
+        Ok(Response::new(Box::pin(answers.take_until(moved).chain(last))))
     }
 }
 
@@ -185,8 +206,8 @@ impl LeaseApi {
     ) -> Result<Response<KeepAliveStream>, Status> {
         match self.ctx.route_waiting().await {
             Route::Here => {}
-            Route::Leader { node, .. } if !forward::is_forwarded(&request) => {
-                return self.proxy_keepalives(&node.client_address, request).await;
+            Route::Leader { id, node } if !forward::is_forwarded(&request) => {
+                return self.proxy_keepalives(id, &node.client_address, request).await;
             }
             Route::Leader { id, node } => return Err(status::not_leader(Some((id, &node)))),
             Route::NoLeader => return Err(status::not_leader(None)),
