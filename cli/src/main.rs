@@ -67,6 +67,14 @@ async fn server(args: &ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Whose directory it is, checked before anything is written to it.
+    let data_dir = match lockmgr_server::identity::check(&config) {
+        Ok(data_dir) => data_dir,
+        Err(error) => {
+            eprintln!("lockmgr: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let traces = match config.tracing.otlp_endpoint.as_str() {
         "" => None,
         endpoint => {
@@ -83,6 +91,12 @@ async fn server(args: &ServerArgs) -> ExitCode {
     lockmgr_server::logging::init(filter, args.log_format == LogFormat::Json, traces.as_ref());
     lockmgr_server::logging::set_node_id(config.node_id);
     let result = async {
+        lockmgr_server::identity::record(&config, &data_dir).map_err(|source| {
+            lockmgr_server::NodeError::Storage {
+                path: config.data_dir.display().to_string(),
+                source,
+            }
+        })?;
         let disk = lockmgr_server::open_disk(&config.data_dir)?;
         let node = lockmgr_server::start(config, disk).await?;
         lockmgr_server::serve(node, shutdown_signal()).await

@@ -128,6 +128,9 @@ pub struct ServiceSettings {
     /// with the same request_id (or a new request from the lease) to take it up again;
     /// then the leader cancels the wait.
     pub abandoned_wait_grace_ms: u64,
+    /// `AddMember` waits this long for the new member to replicate the leader's log
+    /// before promoting it; past it the member stays a learner and the call fails.
+    pub member_catch_up_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -180,6 +183,7 @@ impl Default for ServiceSettings {
             propose_timeout_ms: 5_000,
             wait_grace_ms: 2_000,
             abandoned_wait_grace_ms: 3_000,
+            member_catch_up_timeout_ms: 60_000,
         }
     }
 }
@@ -298,6 +302,20 @@ impl ServerConfig {
                 "server.abandoned_wait_grace_ms",
                 "must be at most 600000 (10 minutes): an abandoned wait holds a queue place",
             );
+        }
+        let listen = [
+            ("client_address", &self.client_address),
+            ("peer_address", &self.peer_address),
+            ("metrics.address", &self.metrics.address),
+        ];
+        for (name, address) in listen {
+            let optional = name == "metrics.address" && address.is_empty();
+            if !optional && address.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    name,
+                    rule: format!("{address:?} is not an IP:PORT socket address to listen on"),
+                });
+            }
         }
         if self.join && !self.initial_cluster.is_empty() {
             return invalid(

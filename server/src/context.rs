@@ -31,6 +31,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Turns true when the node stops: servers and the driver end.
     pub shutdown: watch::Sender<bool>,
+    /// This member learnt that the cluster removed it (`removal.rs`).
+    pub removed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -85,7 +87,13 @@ impl Ctx {
         let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
         let request = tracing::Instrument::instrument(request, span);
         let started = tokio::time::Instant::now();
-        let result = request.await;
+        let asks_about_itself = matches!(method, "Status" | "ListMembers");
+        let result =
+            if self.removed.load(std::sync::atomic::Ordering::Relaxed) && !asks_about_itself {
+                Err(crate::status::removed(self.node_id))
+            } else {
+                request.await
+            };
         let status = match &result {
             Ok(_) => "OK".to_owned(),
             Err(status) => format!("{:?}", status.code()),

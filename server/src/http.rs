@@ -35,6 +35,9 @@ async fn ready(State(ctx): State<SharedCtx>) -> impl IntoResponse {
         let raft = raft.borrow_watched();
         raft.membership_config.membership().get_node(&ctx.node_id).is_some()
     };
+    if ctx.removed.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "removed from the cluster\n");
+    }
     match ctx.route() {
         Route::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no leader\n"),
         _ if !member => (StatusCode::SERVICE_UNAVAILABLE, "not a member\n"),

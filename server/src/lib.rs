@@ -16,10 +16,12 @@ mod forward;
 mod grpc_errors;
 #[cfg(not(madsim))]
 mod http;
+pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod node;
 mod proposer;
+mod removal;
 pub mod service;
 mod status;
 pub mod watch_hub;

@@ -149,8 +149,10 @@ pub async fn start_tapped(
         watchers: 0.into(),
         metrics,
         shutdown: watch::channel(false).0,
+        removed: false.into(),
     });
     tokio::spawn(driver::run(ctx.clone(), clears, ctx.shutdown.subscribe()));
+    tokio::spawn(crate::removal::watch(ctx.clone(), ctx.shutdown.subscribe()));
     Ok(ctx)
 }
 

@@ -43,6 +43,15 @@ pub fn not_leader(leader: Option<(u64, &NodeInfo)>) -> Status {
     status_with_detail(Code::Unavailable, message, &detail)
 }
 
+/// Every request to a member the cluster removed.
+pub fn removed(node_id: u64) -> Status {
+    error(
+        Code::Unavailable,
+        ErrorReason::MemberRemoved,
+        format!("node {node_id} was removed from the cluster: ask another member"),
+    )
+}
+
 pub fn shutting_down() -> Status {
     error(Code::Unavailable, ErrorReason::ShuttingDown, "this node is shutting down")
 }

@@ -11,7 +11,7 @@ use lockmgr_proto::v1::{
 };
 use openraft::{ChangeMembers, async_runtime::WatchReceiver, error::RaftError};
 use tonic::{Code, Request, Response, Status};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{context::SharedCtx, forward::lead_or_forward, status};
 
@@ -41,6 +41,20 @@ impl ClusterApi {
             })
             .collect()
     }
+}
+
+/// etcd's warning for an even number of voters: accepted, but it tolerates no more
+/// failures than one voter fewer.
+fn even_voters(voters: usize) -> Vec<String> {
+    if voters == 0 || voters % 2 == 1 {
+        return Vec::new();
+    }
+    let message = format!(
+        "the cluster now has {voters} voters: an even count tolerates no more failures than {} voters and needs one more for a majority",
+        voters - 1
+    );
+    warn!("{message}");
+    vec![message]
 }
 
 fn raft_failure<E: std::fmt::Display>(error: &RaftError<lockmgr_io::TypeConfig, E>) -> Status {
@@ -79,6 +93,7 @@ impl ClusterApi {
             locks,
             leases,
             is_learner,
+            removed: self.ctx.removed.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -104,25 +119,148 @@ impl ClusterApi {
             ));
         }
         let _request = lead_or_forward!(self.ctx, request, ClusterServiceClient, add_member);
-        let node = NodeInfo {
-            peer_address: add.peer_address.clone(),
-            client_address: add.client_address.clone(),
+        let (known, is_voter, voter_count) = {
+            let metrics = self.ctx.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let membership = metrics.membership_config.membership();
+            (
+                membership.get_node(&add.node_id).cloned(),
+                membership.voter_ids().any(|id| id == add.node_id),
+                membership.voter_ids().count(),
+            )
         };
-        self.ctx.raft.add_learner(add.node_id, node, true).await.map_err(|e| raft_failure(&e))?;
-        info!(node_id = add.node_id, peer_address = %add.peer_address, "Member added as learner");
+        match &known {
+            Some(node)
+                if node.peer_address != add.peer_address
+                    || node.client_address != add.client_address =>
+            {
+                return Err(status::error(
+                    Code::FailedPrecondition,
+                    ErrorReason::InvalidArgument,
+                    format!(
+                        "node {} is already a member at {}/{}: remove it first to give it other addresses",
+                        add.node_id, node.peer_address, node.client_address
+                    ),
+                ));
+            }
+            // Already what was asked for: nothing to change.
+            Some(_) if is_voter || add.learner_only => {
+                return Ok(Response::new(AddMemberResponse {
+                    header: self.ctx.current_header(),
+                    members: self.members(),
+                    warnings: Vec::new(),
+                }));
+            }
+            // A learner from an earlier call: catch it up and promote it.
+            Some(_) => {}
+            None => {
+                let node = NodeInfo {
+                    peer_address: add.peer_address.clone(),
+                    client_address: add.client_address.clone(),
+                };
+                self.ctx
+                    .raft
+                    .add_learner(add.node_id, node, false)
+                    .await
+                    .map_err(|e| raft_failure(&e))?;
+                info!(node_id = add.node_id, peer_address = %add.peer_address, "Member added as learner");
+            }
+        }
+        let mut warnings = Vec::new();
         if !add.learner_only {
+            self.caught_up(add.node_id).await?;
             let voters = BTreeSet::from([add.node_id]);
-            self.ctx
+            let written = self
+                .ctx
                 .raft
-                .change_membership(ChangeMembers::AddVoterIds(voters), false)
+                .change_membership(ChangeMembers::AddVoterIds(voters.clone()), false)
                 .await
                 .map_err(|e| raft_failure(&e))?;
+            self.settled(written.log_id.index).await;
             info!(node_id = add.node_id, "Member promoted to voter");
+            warnings.extend(even_voters(voter_count + 1));
         }
         Ok(Response::new(AddMemberResponse {
             header: self.ctx.current_header(),
             members: self.members(),
+            warnings,
         }))
+    }
+
+    /// Waits (briefly) until this member's metrics show the membership written at
+    /// `index`, so that the answer lists the members as they now are.
+    async fn settled(&self, index: u64) {
+        let mut metrics = self.ctx.raft.metrics();
+        let settle = async {
+            while metrics.borrow_watched().membership_config.log_id().map_or(0, |id| id.index)
+                < index
+            {
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), settle).await;
+    }
+
+    /// Waits until `node_id` has replicated the leader's log as it is now, up to the
+    /// catch-up time-out. A member that never answered has replicated nothing, so it is
+    /// never promoted (openraft's own check counts a learner within its lag threshold
+    /// as caught up even when nothing reached it).
+    async fn caught_up(&self, node_id: u64) -> Result<(), Status> {
+        let timeout = Duration::from_millis(self.ctx.config.server.member_catch_up_timeout_ms);
+        let started = tokio::time::Instant::now();
+        let deadline = started + timeout;
+        let mut metrics = self.ctx.raft.metrics();
+        let target = metrics.borrow_watched().last_log_index.unwrap_or(0);
+        let mut report_at = started + Duration::from_secs(2);
+        loop {
+            let (leads, matched) = {
+                let now = metrics.borrow_watched();
+                let matched = now
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(&node_id).copied().flatten())
+                    .map(|log_id| log_id.index);
+                (now.current_leader == Some(self.ctx.node_id), matched)
+            };
+            if !leads {
+                return Err(status::not_leader(
+                    self.ctx.leader_info().as_ref().map(|(id, n)| (*id, n)),
+                ));
+            }
+            if matched.is_some_and(|index| index >= target) {
+                info!(
+                    node_id,
+                    target,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "Learner caught up"
+                );
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let progress = matched.map_or_else(
+                    || "it never answered".to_owned(),
+                    |index| format!("it replicated up to index {index} of {target}"),
+                );
+                return Err(status::error(
+                    Code::FailedPrecondition,
+                    ErrorReason::MemberNotCaughtUp,
+                    format!(
+                        "node {node_id} did not catch up with the leader within {timeout:?} ({progress}): it stays a learner, not a voter. Start it (empty, with --join) and run `cluster add` again to promote it, or `cluster remove {node_id}`"
+                    ),
+                ));
+            }
+            if now >= report_at {
+                info!(node_id, matched = matched.unwrap_or(0), target, "Learner catching up");
+                report_at = now + Duration::from_secs(2);
+            }
+            let wake = deadline.min(report_at);
+            if let Ok(Err(_)) = tokio::time::timeout_at(wake, metrics.changed()).await {
+                return Err(status::shutting_down());
+            }
+        }
     }
 
     async fn remove_member_rpc(
@@ -153,11 +291,15 @@ impl ClusterApi {
         } else {
             ChangeMembers::RemoveNodes(ids)
         };
-        self.ctx.raft.change_membership(change, false).await.map_err(|e| raft_failure(&e))?;
+        let written =
+            self.ctx.raft.change_membership(change, false).await.map_err(|e| raft_failure(&e))?;
+        self.settled(written.log_id.index).await;
         info!(node_id, "Member removed");
+        let voters = self.members().iter().filter(|member| !member.is_learner).count();
         Ok(Response::new(RemoveMemberResponse {
             header: self.ctx.current_header(),
             members: self.members(),
+            warnings: if is_voter { even_voters(voters) } else { Vec::new() },
         }))
     }
 
