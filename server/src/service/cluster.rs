@@ -257,7 +257,8 @@ impl ClusterApi {
                 report_at = now + Duration::from_secs(2);
             }
             let wake = deadline.min(report_at);
-            if let Ok(Err(_)) = tokio::time::timeout_at(wake, metrics.changed()).await {
+            let wait = wake.saturating_duration_since(tokio::time::Instant::now());
+            if let Ok(Err(_)) = tokio::time::timeout(wait, metrics.changed()).await {
                 return Err(status::shutting_down());
             }
         }
