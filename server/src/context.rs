@@ -155,16 +155,18 @@ impl Ctx {
     }
 
     /// Resolves once this member no longer takes `leader` for the leader (it learnt of a
-    /// newer one, or started an election itself), or Raft stopped. A call relayed to
-    /// `leader` ends then rather than wait on a leader that may be dead or paused.
-    pub async fn leader_changed(&self, leader: u64) {
+    /// newer one, or started an election itself): `Ok`; or once Raft stopped here:
+    /// `SHUTTING_DOWN` (its last metrics would name the old leader for ever, and a caller
+    /// that went round again would spin; found by the simulator, seed 1). A call relayed
+    /// to `leader` ends then rather than wait on a leader that may be dead or paused.
+    pub async fn leader_changed(&self, leader: u64) -> Result<(), tonic::Status> {
         let mut metrics = self.raft.metrics();
         loop {
             if metrics.borrow_watched().current_leader != Some(leader) {
-                return;
+                return Ok(());
             }
             if metrics.changed().await.is_err() {
-                return;
+                return Err(crate::status::shutting_down());
             }
         }
     }

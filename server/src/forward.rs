@@ -101,29 +101,34 @@ macro_rules! lead_or_forward {
                         $request.get_ref().clone(),
                     );
                     let answer = tokio::select! {
-                        answer = client.$method(onward) => Some(answer),
-                        () = $ctx.leader_changed(id) => None,
+                        answer = client.$method(onward) => Ok(answer),
+                        moved = $ctx.leader_changed(id) => Err(moved),
                     };
                     match answer {
-                        Some(Ok(response)) => return Ok(response),
+                        Ok(Ok(response)) => return Ok(response),
                         // The leader's own answer.
-                        Some(Err(status)) if lockmgr_proto::error_detail(&status).is_some() => {
+                        Ok(Err(status)) if lockmgr_proto::error_detail(&status).is_some() => {
                             return Err(status);
                         }
                         // The link failed (the leader stopped or stepped down): wait for
                         // the next leader, then send again.
-                        Some(Err(status)) => {
+                        Ok(Err(status)) => {
                             let wait =
                                 deadline.saturating_duration_since(tokio::time::Instant::now());
-                            if tokio::time::timeout(wait, $ctx.leader_changed(id)).await.is_err() {
-                                return Err($crate::forward::relayed(&$ctx, status));
+                            match tokio::time::timeout(wait, $ctx.leader_changed(id)).await {
+                                Err(_) => return Err($crate::forward::relayed(&$ctx, status)),
+                                Ok(Err(stopped)) => return Err(stopped),
+                                Ok(Ok(())) => {}
                             }
                         }
-                        None => {}
+                        Err(Err(stopped)) => return Err(stopped),
+                        Err(Ok(())) => {}
                     }
                     if tokio::time::Instant::now() >= deadline {
                         return Err($crate::forward::leader_moved(&$ctx));
                     }
+                    // Never round again without time passing.
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 }
                 $crate::context::Route::NoLeader => {
                     return Err($crate::status::not_leader(None));

@@ -83,6 +83,8 @@ fn config(plan: &Plan, node: u64) -> ServerConfig {
     config.raft.log_entries_kept_after_snapshot = plan.log_entries_kept_after_snapshot;
     config.server.clock_drift_max_ppm = plan.clock_drift_ppm;
     config.limits.lock_delay_ms = plan.lock_delay_ms;
+    // Below the nemesis's 10 s patience with an `AddMember`.
+    config.server.member_catch_up_timeout_ms = 8_000;
     config
 }
 

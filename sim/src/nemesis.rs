@@ -12,13 +12,17 @@ use madsim::{net::NetSim, runtime::Handle};
 use rand::{RngExt, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
 use tonic::{Code, transport::Channel};
 
-use lockmgr_verify::now_us;
+use lockmgr_verify::{checkers::Violation, now_us};
 
 use crate::{
     cluster::{self, Cluster, REPLACEMENT_STEP},
     observe::Observer,
     plan::{Fault, Plan},
 };
+
+/// The node `AddUnreachable` adds: no machine has its address.
+const GHOST: u64 = 1_000;
+const GHOST_ADDRESS: &str = "10.0.0.250:7071";
 
 pub struct Nemesis<'a> {
     pub handle: &'a Handle,
@@ -263,6 +267,30 @@ impl<'a> Nemesis<'a> {
                 let added = self.add_member(leader, new).await;
                 self.observer.note(format!("node {new} added: {added}"));
                 self.idle(until_us, length).await;
+            }
+            Fault::AddUnreachable => {
+                let Some(leader) = self.observer.leader() else { return };
+                self.observer.note(format!("add unreachable node {GHOST}"));
+                let request = AddMemberRequest {
+                    node_id: GHOST,
+                    peer_address: GHOST_ADDRESS.into(),
+                    client_address: GHOST_ADDRESS.into(),
+                    learner_only: false,
+                };
+                let add = move |mut admin: ClusterServiceClient<Channel>| async move {
+                    Some(admin.add_member(request).await.map_err(|status| status.code()))
+                };
+                let added = self.admin(leader, Duration::from_secs(15), add).await;
+                self.observer.note(format!("add unreachable node {GHOST}: {added:?}"));
+                if let Some(members) = self.members(leader).await
+                    && members.iter().any(|(id, learner)| *id == GHOST && !learner)
+                {
+                    let message = format!("node {GHOST}, which never ran, was made a voter");
+                    self.observer.lock().violations.push(Violation::new("membership", message));
+                }
+                self.idle(until_us, length).await;
+                let removed = self.remove_member(leader, GHOST).await;
+                self.observer.note(format!("remove unreachable node {GHOST}: {removed}"));
             }
             Fault::TransferLeader => {
                 let Some(leader) = self.observer.leader() else { return };

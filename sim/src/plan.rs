@@ -40,10 +40,13 @@ pub enum Fault {
     /// A follower is removed from the cluster, its machine replaced (empty disk, new node
     /// id, same address) and the new node added: membership changes under load.
     Replace,
+    /// `AddMember` of a node nobody runs (an address with no machine): it must stay a
+    /// learner, never a voter, and be removable; healing removes it.
+    AddUnreachable,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 11] = [
         Fault::PartitionHalves,
         Fault::IsolateLeader,
         Fault::MajoritiesRing,
@@ -54,6 +57,7 @@ impl Fault {
         Fault::Pause,
         Fault::TransferLeader,
         Fault::Replace,
+        Fault::AddUnreachable,
     ];
 }
 

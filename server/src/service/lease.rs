@@ -60,7 +60,10 @@ impl LeaseApi {
         let mut leader = LeaseServiceClient::new(channel);
         let opened = tokio::select! {
             opened = leader.keep_alive(onward) => opened,
-            () = ctx.leader_changed(leader_id) => return Err(forward::leader_moved(&ctx)),
+            moved = ctx.leader_changed(leader_id) => {
+                moved?;
+                return Err(forward::leader_moved(&ctx));
+            }
         };
         let opened = match opened {
             Ok(opened) => opened,
@@ -68,10 +71,11 @@ impl LeaseApi {
             // The leader cannot be reached: name the next one once there is one.
             Err(status) => {
                 let wait = ctx.config.propose_timeout();
-                if tokio::time::timeout(wait, ctx.leader_changed(leader_id)).await.is_err() {
-                    return Err(forward::relayed(&ctx, status));
-                }
-                return Err(forward::leader_moved(&ctx));
+                return match tokio::time::timeout(wait, ctx.leader_changed(leader_id)).await {
+                    Err(_) => Err(forward::relayed(&ctx, status)),
+                    Ok(Err(stopped)) => Err(stopped),
+                    Ok(Ok(())) => Err(forward::leader_moved(&ctx)),
+                };
             }
         };
         let relayed_ctx = ctx.clone();
@@ -79,7 +83,9 @@ impl LeaseApi {
             .into_inner()
             .map(move |answer| answer.map_err(|status| forward::relayed(&relayed_ctx, status)));
         let moved_ctx = ctx.clone();
-        let moved = async move { moved_ctx.leader_changed(leader_id).await };
+        let moved = async move {
+            let _ = moved_ctx.leader_changed(leader_id).await;
+        };
         let last = futures_util::stream::once(async move { Err(forward::leader_moved(&ctx)) });
         Ok(Response::new(Box::pin(answers.take_until(moved).chain(last))))
     }
