@@ -23,9 +23,17 @@ pub struct Cli {
         default_value = "127.0.0.1:7070"
     )]
     pub endpoints: Vec<String>,
-    /// Output format of client commands.
+    /// Output format of client commands (errors too, as a JSON object on stderr).
     #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// How long a client command tries to connect to a member before counting it down
+    /// (and, when no member can be connected to at all, before giving up).
+    #[arg(long, global = true, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub dial_timeout: Duration,
+    /// How long one request keeps trying (other members, a new leader) before giving up;
+    /// `lock --wait` and `watch` streams are not bounded by it.
+    #[arg(long, global = true, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub command_timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -167,14 +175,22 @@ pub struct LockArgs {
     /// How long to wait for the lock (0: fail at once if busy).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub wait: Duration,
-    /// The session lease's TTL.
+    /// The session lease's TTL (the cluster clamps it to its limits, and says so).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
-    /// Shown to operators as the holder.
+    /// Shown to operators as the holder (default: HOSTNAME-PID).
     #[arg(long)]
     pub holder_id: Option<String>,
-    /// The command to run while holding the lock.
-    #[arg(last = true, required = true)]
+    /// If the session is lost: how long the command's process group has between SIGTERM
+    /// and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub kill_grace: Duration,
+    /// Run no command: print the fencing token on stdout, hold the lock until SIGINT,
+    /// SIGTERM or SIGHUP, then release it and exit 0.
+    #[arg(long, conflicts_with = "command")]
+    pub no_command: bool,
+    /// The command to run while holding the lock (after `--`).
+    #[arg(last = true, required_unless_present = "no_command")]
     pub command: Vec<String>,
 }
 

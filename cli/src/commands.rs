@@ -1,15 +1,33 @@
 //! The client subcommands of `lockmgr`, through the client library. Human output by
 //! default, `--output json` for scripts.
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode, time::Duration};
 
 use futures_util::StreamExt;
-use lockmgr_client::{Client, ClientConfig, Error, LockMode, proto as v1};
+use lockmgr_client::{Client, ClientConfig, Error, proto as v1};
 use serde_json::{Value, json};
 
-use crate::args::{
-    ClusterCommand, FenceCommand, LeaseCommand, LockArgs, LocksCommand, Output, WatchArgs,
+use crate::{
+    args::{ClusterCommand, FenceCommand, LeaseCommand, LocksCommand, Output, WatchArgs},
+    exit::{EXIT_FAILURE, EXIT_NOT_CURRENT},
 };
+
+/// The client commands' time limits (`--dial-timeout`, `--command-timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub dial: Duration,
+    pub command: Duration,
+}
+
+/// `HOSTNAME-PID`, with the machine's real host name (shells do not export `$HOSTNAME`).
+fn default_holder_id() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
 
 #[derive(Debug)]
 pub struct Ctl {
@@ -18,14 +36,19 @@ pub struct Ctl {
 }
 
 impl Ctl {
-    pub fn new(endpoints: Vec<String>, output: Output) -> Result<Ctl, Error> {
-        Ok(Ctl { client: Client::new(ClientConfig::new(endpoints))?, output })
+    pub fn new(endpoints: Vec<String>, output: Output, timeouts: Timeouts) -> Result<Ctl, Error> {
+        let mut config = ClientConfig::new(endpoints);
+        config.connect_timeout = timeouts.dial;
+        config.unreachable_budget = Some(timeouts.dial);
+        config.retry_budget = timeouts.command;
+        config.holder_id = default_holder_id();
+        Ok(Ctl { client: Client::new(config)?, output })
     }
 
     fn print(&self, human: impl FnOnce() -> String, json: impl FnOnce() -> Value) {
         match self.output {
-            Output::Human => println!("{}", human()),
-            Output::Json => println!("{}", json()),
+            Output::Human => write_stdout(&human()),
+            Output::Json => write_stdout(&json().to_string()),
         }
     }
 
@@ -33,6 +56,7 @@ impl Ctl {
         match command {
             LeaseCommand::Grant { ttl } => {
                 let granted = self.client.grant_lease(ttl).await?;
+                note_ttl(ttl, Duration::from_millis(granted.ttl_ms.max(0) as u64));
                 self.print(
                     || format!("lease {} granted, ttl {} ms", granted.lease_id, granted.ttl_ms),
                     || json!({"lease_id": granted.lease_id, "ttl_ms": granted.ttl_ms}),
@@ -131,7 +155,7 @@ impl Ctl {
             },
             || json!({"path": path, "token": token, "valid": check.valid, "current_tokens": check.current_tokens}),
         );
-        Ok(if check.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        Ok(if check.valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_CURRENT) })
     }
 
     pub async fn watch(&self, args: WatchArgs) -> Result<(), Error> {
@@ -216,59 +240,38 @@ impl Ctl {
                 "client_address": m.client_address, "is_learner": m.is_learner, "is_leader": m.is_leader})).collect::<Vec<_>>()),
         );
     }
+}
 
-    /// `lockmgr lock`: holds the lock while the command runs; kills the command if the
-    /// session is lost. Exits with the command's status.
-    pub async fn lock(&self, args: LockArgs) -> Result<ExitCode, Error> {
-        let client = match &args.holder_id {
-            Some(holder_id) => {
-                let mut config = self.client.config().clone();
-                config.holder_id.clone_from(holder_id);
-                Client::new(config)?
-            }
-            None => self.client.clone(),
-        };
-        let session = client.session(args.ttl).await?;
-        let mode = if args.shared { LockMode::Shared } else { LockMode::Exclusive };
-        let Some(guard) = session.acquire(&args.path, mode, args.wait).await? else {
-            eprintln!("lockmgr: {} is busy", args.path);
-            let _ = session.close().await;
-            return Ok(ExitCode::from(75));
-        };
-        let token = guard.fencing_token();
-        eprintln!(
-            "lockmgr: acquired {} (fencing token {token}, lease {})",
-            args.path,
-            session.lease_id()
-        );
-        let mut child = match tokio::process::Command::new(&args.command[0])
-            .args(&args.command[1..])
-            .env("LOCKMGR_FENCING_TOKEN", token.to_string())
-            .env("LOCKMGR_LOCK_PATH", &args.path)
-            .env("LOCKMGR_LEASE_ID", session.lease_id().to_string())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(error) => {
-                let _ = guard.unlock().await;
-                let _ = session.close().await;
-                return Err(Error::Invalid(format!("cannot run {:?}: {error}", args.command[0])));
-            }
-        };
-        let code = tokio::select! {
-            status = child.wait() => status.ok().and_then(|s| s.code()).unwrap_or(1),
-            () = session.lost() => {
-                eprintln!("lockmgr: session lost; stopping the command so it cannot run without the lock");
-                let _ = child.kill().await;
-                // No revoke: the lease is gone or about to be, and the cluster may be
-                // unreachable.
-                return Ok(ExitCode::from(76));
-            }
-        };
-        guard.unlock().await?;
-        session.close().await?;
-        Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+/// One line on stdout. A reader that went away (`lockmgr lease list | head -1`) ends
+/// the command quietly, as it ends `cat`: there is nobody left to tell.
+pub fn write_stdout(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("lockmgr: cannot write to stdout: {error}");
+            std::process::exit(i32::from(EXIT_FAILURE));
+        }
     }
+}
+
+/// The cluster clamps TTLs to its limits; say so rather than run with another TTL in
+/// silence.
+pub fn note_ttl(asked: Duration, granted: Duration) {
+    if asked != granted {
+        eprintln!(
+            "lockmgr: note: the cluster granted a TTL of {}, not {} (its limits)",
+            humantime::format_duration(granted),
+            humantime::format_duration(asked)
+        );
+    }
+}
+
+/// A proto enum value as JSON shows it: `LOCK_MODE_EXCLUSIVE` is `exclusive`.
+pub fn enum_name(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_ascii_lowercase()
 }
 
 fn human_lock(lock: &v1::LockInfo) -> String {

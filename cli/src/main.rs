@@ -4,6 +4,9 @@
 
 mod args;
 mod commands;
+mod exit;
+mod lock;
+mod supervise;
 
 use std::process::ExitCode;
 
@@ -12,7 +15,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{
     args::{Cli, Command, LogFormat, Output, ServerArgs},
-    commands::Ctl,
+    commands::{Ctl, Timeouts},
+    exit::{EXIT_FAILURE, EXIT_USAGE},
 };
 
 fn main() -> ExitCode {
@@ -28,15 +32,36 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
+    let timeouts = Timeouts { dial: cli.dial_timeout, command: cli.command_timeout };
+    let output = cli.output;
+    // `fence check` answers 0 or 1: an error must not read as "not current".
+    let failure = match cli.command {
         Command::Server(args) => return server(&args).await,
-        command => client(cli.endpoints, cli.output, command).await,
+        Command::Fence(_) => EXIT_USAGE,
+        _ => EXIT_FAILURE,
     };
-    match result {
+    match client(cli.endpoints, output, timeouts, cli.command).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("lockmgr: {error}");
-            ExitCode::FAILURE
+            report(output, &error);
+            ExitCode::from(failure)
+        }
+    }
+}
+
+/// An error on stderr: a line for people, or with `--output json` one object.
+fn report(output: Output, error: &lockmgr_client::Error) {
+    match output {
+        Output::Human => eprintln!("lockmgr: {error}"),
+        Output::Json => {
+            let code = error.code().map(|code| format!("{code:?}"));
+            let reason = error
+                .reason()
+                .map(|reason| commands::enum_name(reason.as_str_name(), "ERROR_REASON_"));
+            let json = serde_json::json!({
+                "error": {"message": error.to_string(), "code": code, "reason": reason}
+            });
+            eprintln!("{json}");
         }
     }
 }
@@ -44,9 +69,10 @@ async fn run(cli: Cli) -> ExitCode {
 async fn client(
     endpoints: Vec<String>,
     output: Output,
+    timeouts: Timeouts,
     command: Command,
 ) -> Result<ExitCode, lockmgr_client::Error> {
-    let ctl = Ctl::new(endpoints, output)?;
+    let ctl = Ctl::new(endpoints, output, timeouts)?;
     match command {
         Command::Server(_) => unreachable!("handled by run"),
         Command::Lock(args) => return ctl.lock(args).await,
@@ -64,7 +90,7 @@ async fn server(args: &ServerArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprintln!("lockmgr: {error}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     let traces = match config.tracing.otlp_endpoint.as_str() {
@@ -74,7 +100,7 @@ async fn server(args: &ServerArgs) -> ExitCode {
                 Ok(provider) => Some(provider),
                 Err(error) => {
                     eprintln!("lockmgr: {error}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(EXIT_USAGE);
                 }
             }
         }

@@ -27,6 +27,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long a request keeps retrying on other members before giving up.
     pub retry_budget: Duration,
+    /// How long a request keeps retrying while no member answers at all (every attempt
+    /// fails to connect or breaks off), if shorter than the retry budget: a command-line
+    /// call to a dead cluster fails in seconds. `None`: the whole retry budget.
+    pub unreachable_budget: Option<Duration>,
     /// Identity shown to operators as the holder of this client's locks.
     pub holder_id: String,
 }
@@ -37,6 +41,7 @@ impl ClientConfig {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
             connect_timeout: Duration::from_secs(1),
             retry_budget: Duration::from_secs(15),
+            unreachable_budget: None,
             holder_id: default_holder_id(),
         }
     }
@@ -66,7 +71,10 @@ const PAUSE_MAX: Duration = Duration::from_millis(500);
 
 impl Client {
     /// A client for the members in `config`; no connection is made until the first call.
-    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+    /// Endpoints are `host:port`, also written `http://host:port`.
+    pub fn new(mut config: ClientConfig) -> Result<Client, Error> {
+        config.endpoints =
+            config.endpoints.iter().map(|e| endpoint_address(e)).collect::<Result<_, _>>()?;
         let first = config
             .endpoints
             .first()
@@ -132,6 +140,8 @@ impl Client {
         Fut: Future<Output = Result<T, Status>>,
     {
         let deadline = tokio::time::Instant::now() + self.inner.config.retry_budget;
+        // Since when no member has answered (a server's answer carries an error detail).
+        let mut unanswered_since = tokio::time::Instant::now();
         let mut pause = PAUSE_MIN;
         loop {
             let address = self.preferred();
@@ -142,6 +152,15 @@ impl Client {
             if !retryable(&status) {
                 return Err(Error::Rpc(status));
             }
+            if error_detail(&status).is_some() {
+                unanswered_since = tokio::time::Instant::now();
+            } else if self.inner.config.unreachable_budget.is_some_and(|budget| {
+                tokio::time::Instant::now() + pause >= unanswered_since + budget
+            }) {
+                return Err(Error::Unavailable {
+                    last: format!("{address}: {}", describe(&status)),
+                });
+            }
             let hint = error_detail(&status).map(|d| d.leader_address).filter(|a| !a.is_empty());
             match hint {
                 Some(leader) if leader != address => self.prefer(leader),
@@ -149,7 +168,7 @@ impl Client {
             }
             if tokio::time::Instant::now() + pause >= deadline {
                 return Err(Error::Unavailable {
-                    last: format!("{address}: {}", status.message()),
+                    last: format!("{address}: {}", describe(&status)),
                 });
             }
             tokio::time::sleep(pause).await;
@@ -377,6 +396,38 @@ fn traced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
         propagator.inject_context(&context, &mut Metadata(request.metadata_mut()));
     });
     request
+}
+
+/// `host:port` from an endpoint written `host:port` or `http://host:port[/]`.
+fn endpoint_address(endpoint: &str) -> Result<String, Error> {
+    if endpoint.starts_with("https://") {
+        return Err(Error::Invalid(format!(
+            "endpoint {endpoint:?}: lockmgr serves plain gRPC (no TLS); use http:// or host:port"
+        )));
+    }
+    let address = endpoint.strip_prefix("http://").unwrap_or(endpoint).trim_end_matches('/');
+    if address.is_empty() || address.contains('/') {
+        return Err(Error::Invalid(format!("endpoint {endpoint:?} is not host:port")));
+    }
+    Ok(address.to_owned())
+}
+
+/// A status's message with its causes: tonic's "tcp connect error" alone hides whether
+/// the connection was refused, timed out or the name did not resolve.
+fn describe(status: &Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => format!("{} ({io})", io.kind()),
+            None => cause.to_string(),
+        };
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Worth asking again (maybe elsewhere): the member is down, not the leader, or busy.
