@@ -3,12 +3,11 @@
 
 use std::{io::Write, process::ExitCode, time::Duration};
 
-use futures_util::StreamExt;
 use lockmgr_client::{Client, ClientConfig, Error, proto as v1};
 use serde_json::{Value, json};
 
 use crate::{
-    args::{ClusterCommand, FenceCommand, LeaseCommand, LocksCommand, Output, WatchArgs},
+    args::{ClusterCommand, FenceCommand, LeaseCommand, LocksCommand, Output},
     exit::{EXIT_FAILURE, EXIT_NOT_CURRENT},
 };
 
@@ -45,7 +44,7 @@ impl Ctl {
         Ok(Ctl { client: Client::new(config)?, output })
     }
 
-    fn print(&self, human: impl FnOnce() -> String, json: impl FnOnce() -> Value) {
+    pub(crate) fn print(&self, human: impl FnOnce() -> String, json: impl FnOnce() -> Value) {
         match self.output {
             Output::Human => write_stdout(&human()),
             Output::Json => write_stdout(&json().to_string()),
@@ -156,35 +155,6 @@ impl Ctl {
             || json!({"path": path, "token": token, "valid": check.valid, "current_tokens": check.current_tokens}),
         );
         Ok(if check.valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_CURRENT) })
-    }
-
-    pub async fn watch(&self, args: WatchArgs) -> Result<(), Error> {
-        let mut stream = self.client.watch(&args.prefix, !args.exact, args.from).await?;
-        while let Some(message) = stream.next().await {
-            let message = message.map_err(Error::Rpc)?;
-            if message.compacted {
-                let text = format!(
-                    "compacted: events before revision {} are gone; re-read and watch from there",
-                    message.compact_revision
-                );
-                self.print(
-                    || text.clone(),
-                    || json!({"compacted": true, "compact_revision": message.compact_revision}),
-                );
-                return Ok(());
-            }
-            for event in message.events {
-                let kind = v1::EventKind::try_from(event.kind).map_or("?", |k| k.as_str_name());
-                let reason =
-                    v1::ReleaseReason::try_from(event.reason).map_or("?", |r| r.as_str_name());
-                self.print(
-                    || format!("{}\t{}\t{}\tlease {}\t{}\ttoken {}\t{}", event.revision, kind.trim_start_matches("EVENT_KIND_"), event.path, event.lease_id, event.holder_id, event.fencing_token, reason.trim_start_matches("RELEASE_REASON_")),
-                    || json!({"revision": event.revision, "kind": kind, "path": event.path, "lease_id": event.lease_id,
-                        "holder_id": event.holder_id, "fencing_token": event.fencing_token, "reason": reason}),
-                );
-            }
-        }
-        Ok(())
     }
 
     pub async fn cluster(&self, command: ClusterCommand) -> Result<(), Error> {

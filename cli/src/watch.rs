@@ -1,0 +1,140 @@
+//! `lockmgr watch`: streams lock events, and outlives the member it streams from. When
+//! the stream breaks (the member stopped, or was killed) it opens a new one, on whichever
+//! member answers, from the revision after the last event shown: no event is lost or
+//! shown twice. Only a real compaction (the events wanted are gone everywhere) or a
+//! cluster that cannot be reached ends it.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lockmgr_client::{Error, proto as v1};
+use serde::Serialize;
+
+use crate::{
+    args::WatchArgs,
+    commands::{Ctl, enum_name},
+};
+
+/// Streams opened in a row that brought no event before breaking: past this the cluster
+/// is not serving watches, and `watch` gives up.
+const RESUMES_WITHOUT_PROGRESS_MAX: u32 = 10;
+const RESUME_PAUSE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Serialize)]
+struct Event<'a> {
+    revision: u64,
+    kind: String,
+    path: &'a str,
+    lease_id: i64,
+    holder_id: &'a str,
+    mode: String,
+    fencing_token: u64,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Compacted {
+    compacted: bool,
+    compact_revision: u64,
+}
+
+impl Ctl {
+    pub async fn watch(&self, args: WatchArgs) -> Result<(), Error> {
+        // The revision to start from: the one after the last event shown (0: from now).
+        let mut from = args.from;
+        let mut fruitless = 0;
+        loop {
+            let mut stream = self.client.watch(&args.prefix, !args.exact, from).await?;
+            let mut progressed = false;
+            let broke = loop {
+                let message = match stream.next().await {
+                    None => break "the stream ended".to_owned(),
+                    Some(Ok(message)) => message,
+                    Some(Err(status)) => {
+                        let error = Error::Rpc(status);
+                        // A refusal from a server (it carries a reason) is final.
+                        if error.reason().is_some() {
+                            return Err(error);
+                        }
+                        break error.to_string();
+                    }
+                };
+                // A member that stops, or finds this watcher too slow, ends its streams
+                // as "compacted" at the revision after the last event it sent: elsewhere
+                // those events may still be there.
+                if message.compacted && message.compact_revision > from.max(1) {
+                    self.print_compacted(message.compact_revision);
+                    return Ok(());
+                }
+                if message.compacted {
+                    break format!("the member stopped streaming at revision {from}");
+                }
+                for event in &message.events {
+                    self.print_event(event);
+                    from = event.revision + 1;
+                    progressed = true;
+                }
+            };
+            fruitless = if progressed { 0 } else { fruitless + 1 };
+            if fruitless > RESUMES_WITHOUT_PROGRESS_MAX {
+                return Err(Error::Unavailable { last: broke });
+            }
+            let resume = if from == 0 { "now".to_owned() } else { format!("revision {from}") };
+            eprintln!("lockmgr: watch stream broke ({broke}); resuming from {resume}");
+            tokio::time::sleep(RESUME_PAUSE).await;
+        }
+    }
+
+    fn print_event(&self, event: &v1::Event) {
+        let name =
+            |name: Option<&str>, prefix| name.map_or("?".to_owned(), |n| enum_name(n, prefix));
+        let event = Event {
+            revision: event.revision,
+            kind: name(
+                v1::EventKind::try_from(event.kind).ok().map(|k| k.as_str_name()),
+                "EVENT_KIND_",
+            ),
+            path: &event.path,
+            lease_id: event.lease_id,
+            holder_id: &event.holder_id,
+            mode: name(
+                v1::LockMode::try_from(event.mode).ok().map(|m| m.as_str_name()),
+                "LOCK_MODE_",
+            ),
+            fencing_token: event.fencing_token,
+            reason: name(
+                v1::ReleaseReason::try_from(event.reason).ok().map(|r| r.as_str_name()),
+                "RELEASE_REASON_",
+            ),
+        };
+        self.print(
+            || {
+                format!(
+                    "{}\t{}\t{}\tlease {}\t{}\ttoken {}\t{}",
+                    event.revision,
+                    event.kind,
+                    event.path,
+                    event.lease_id,
+                    event.holder_id,
+                    event.fencing_token,
+                    event.reason
+                )
+            },
+            || serde_json::to_value(&event).expect("plain structs serialize"),
+        );
+    }
+
+    fn print_compacted(&self, compact_revision: u64) {
+        self.print(
+            || {
+                format!(
+                    "compacted: events before revision {compact_revision} are gone; re-read and watch from there"
+                )
+            },
+            || {
+                let compacted = Compacted { compacted: true, compact_revision };
+                serde_json::to_value(&compacted).expect("plain structs serialize")
+            },
+        );
+    }
+}
