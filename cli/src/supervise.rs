@@ -3,15 +3,23 @@
 //! lock can no longer be counted on, the whole group stopped (SIGTERM, a grace period,
 //! SIGKILL) so that no background job of the command writes after the lock is free.
 //!
+//! A command run from a terminal gets the terminal while it runs, as a shell's
+//! foreground job does: it can read it, and Ctrl-C reaches its group directly.
+//!
 //! Exit statuses follow the shell's: the command's own code, 128+n if a signal n ended
 //! it, 127 if it cannot be found and 126 if it cannot be executed.
 
-use std::{io, os::unix::process::ExitStatusExt, process::ExitStatus, time::Duration};
+use std::{
+    io::{self, IsTerminal},
+    os::unix::process::ExitStatusExt,
+    process::ExitStatus,
+    time::Duration,
+};
 
 use nix::{
     errno::Errno,
-    sys::signal::{Signal, killpg},
-    unistd::Pid,
+    sys::signal::{SigSet, Signal, killpg},
+    unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp},
 };
 use tokio::{
     process::Child,
@@ -79,6 +87,43 @@ pub fn exit_code(status: ExitStatus) -> u8 {
 pub struct Supervised {
     child: Child,
     group: Pid,
+    /// lockmgr's own group, if it handed the terminal to the command's (and must take it
+    /// back).
+    terminal_owner: Option<Pid>,
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if let Some(ours) = self.terminal_owner.take() {
+            take_back_terminal(ours);
+        }
+    }
+}
+
+/// Run in the foreground, a command in a group of its own would be stopped (SIGTTIN) when
+/// it reads the terminal, and Ctrl-C would not reach it: like a shell, hand it the
+/// terminal if lockmgr holds it. Returns lockmgr's group if it did.
+fn hand_over_terminal(group: Pid) -> Option<Pid> {
+    let stdin = io::stdin();
+    let ours = getpgrp();
+    if !stdin.is_terminal() || tcgetpgrp(&stdin).ok()? != ours {
+        return None;
+    }
+    tcsetpgrp(&stdin, group).ok()?;
+    // It may have tried to read before it held the terminal, and been stopped for it.
+    let _ = killpg(group, Signal::SIGCONT);
+    Some(ours)
+}
+
+/// Takes the terminal back for lockmgr's group: from the background, which the kernel
+/// allows only with SIGTTOU blocked (in this thread, for the call).
+fn take_back_terminal(ours: Pid) {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    if ttou.thread_block().is_ok() {
+        let _ = tcsetpgrp(io::stdin(), ours);
+        let _ = ttou.thread_unblock();
+    }
 }
 
 impl Supervised {
@@ -87,11 +132,16 @@ impl Supervised {
         let child = command.process_group(0).kill_on_drop(false).spawn()?;
         let pid = child.id().expect("a child just spawned has a pid");
         let group = Pid::from_raw(i32::try_from(pid).expect("pids fit in an i32"));
-        Ok(Supervised { child, group })
+        let terminal_owner = hand_over_terminal(group);
+        Ok(Supervised { child, group, terminal_owner })
     }
 
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await;
+        if let Some(ours) = self.terminal_owner.take() {
+            take_back_terminal(ours);
+        }
+        status
     }
 
     /// Sends `signal` to every process of the group (a group already gone is no error).
