@@ -25,7 +25,7 @@ struct Acquired<'a> {
     path: &'a str,
     fencing_token: u64,
     lease_id: i64,
-    ttl_ms: u64,
+    granted_ttl_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,7 +121,7 @@ impl Ctl {
             path: &args.path,
             fencing_token: guard.fencing_token(),
             lease_id: session.lease_id(),
-            ttl_ms: session.ttl().as_millis() as u64,
+            granted_ttl_ms: session.ttl().as_millis() as u64,
         };
         let human = format!(
             "acquired {} (fencing token {}, lease {})",

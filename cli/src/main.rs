@@ -7,6 +7,7 @@ mod commands;
 mod exit;
 mod lock;
 mod supervise;
+mod views;
 mod watch;
 
 use std::process::ExitCode;

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::{
     args::WatchArgs,
     commands::{Ctl, enum_name},
+    views::{View, mode_name},
 };
 
 /// Streams opened in a row that brought no event before breaking: past this the cluster
@@ -86,9 +87,10 @@ impl Ctl {
     }
 
     fn print_event(&self, event: &v1::Event) {
-        let name =
-            |name: Option<&str>, prefix| name.map_or("?".to_owned(), |n| enum_name(n, prefix));
-        let event = Event {
+        let name = |name: Option<&str>, prefix| {
+            name.map_or("unknown".to_owned(), |n| enum_name(n, prefix))
+        };
+        self.show(&Event {
             revision: event.revision,
             kind: name(
                 v1::EventKind::try_from(event.kind).ok().map(|k| k.as_str_name()),
@@ -97,44 +99,40 @@ impl Ctl {
             path: &event.path,
             lease_id: event.lease_id,
             holder_id: &event.holder_id,
-            mode: name(
-                v1::LockMode::try_from(event.mode).ok().map(|m| m.as_str_name()),
-                "LOCK_MODE_",
-            ),
+            mode: mode_name(event.mode),
             fencing_token: event.fencing_token,
             reason: name(
                 v1::ReleaseReason::try_from(event.reason).ok().map(|r| r.as_str_name()),
                 "RELEASE_REASON_",
             ),
-        };
-        self.print(
-            || {
-                format!(
-                    "{}\t{}\t{}\tlease {}\t{}\ttoken {}\t{}",
-                    event.revision,
-                    event.kind,
-                    event.path,
-                    event.lease_id,
-                    event.holder_id,
-                    event.fencing_token,
-                    event.reason
-                )
-            },
-            || serde_json::to_value(&event).expect("plain structs serialize"),
-        );
+        });
     }
 
     fn print_compacted(&self, compact_revision: u64) {
-        self.print(
-            || {
-                format!(
-                    "compacted: events before revision {compact_revision} are gone; re-read and watch from there"
-                )
-            },
-            || {
-                let compacted = Compacted { compacted: true, compact_revision };
-                serde_json::to_value(&compacted).expect("plain structs serialize")
-            },
-        );
+        self.show(&Compacted { compacted: true, compact_revision });
+    }
+}
+
+impl View for Event<'_> {
+    fn human(&self) -> String {
+        format!(
+            "{}\t{}\t{}\tlease {}\t{}\ttoken {}\t{}",
+            self.revision,
+            self.kind,
+            self.path,
+            self.lease_id,
+            self.holder_id,
+            self.fencing_token,
+            self.reason
+        )
+    }
+}
+
+impl View for Compacted {
+    fn human(&self) -> String {
+        format!(
+            "compacted: events before revision {} are gone; re-read and watch from there",
+            self.compact_revision
+        )
     }
 }
