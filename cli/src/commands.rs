@@ -8,6 +8,7 @@ use lockmgr_client::{Client, ClientConfig, Error, proto as v1};
 use crate::{
     args::{ClusterCommand, FenceCommand, LeaseCommand, LocksCommand, Output},
     exit::{EXIT_FAILURE, EXIT_NOT_CURRENT},
+    supervise::Signals,
     views::{self, View},
 };
 
@@ -77,8 +78,33 @@ impl Ctl {
                 let list = self.client.leases(after, limit).await?;
                 self.show(&views::LeaseList::from(list));
             }
+            LeaseCommand::KeepAlive { lease_id } => self.keep_alive(lease_id).await?,
         }
         Ok(())
+    }
+
+    /// Renews the lease every third of its TTL until SIGINT or SIGTERM; an error if the
+    /// lease is gone (or cannot be renewed in time).
+    async fn keep_alive(&self, lease_id: i64) -> Result<(), Error> {
+        let mut signals = Signals::catch()
+            .map_err(|error| Error::Invalid(format!("cannot catch signals: {error}")))?;
+        loop {
+            let renewed = tokio::select! {
+                renewed = self.client.renew_lease(lease_id) => renewed?,
+                _ = signals.recv() => return Ok(()),
+            };
+            if renewed <= 0 {
+                return Err(Error::Invalid(format!(
+                    "lease {lease_id} is gone (expired or revoked)"
+                )));
+            }
+            self.show(&views::LeaseKept { lease_id, granted_ttl_ms: renewed });
+            let pause = Duration::from_millis(renewed as u64 / 3);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = signals.recv() => return Ok(()),
+            }
+        }
     }
 
     pub async fn locks(&self, command: LocksCommand) -> Result<(), Error> {

@@ -39,6 +39,11 @@ async fn run(cli: Cli) -> ExitCode {
     // `fence check` answers 0 or 1: an error must not read as "not current".
     let failure = match cli.command {
         Command::Server(args) => return server(&args).await,
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "lockmgr", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
         Command::Fence(_) => EXIT_USAGE,
         _ => EXIT_FAILURE,
     };
@@ -76,7 +81,7 @@ async fn client(
 ) -> Result<ExitCode, lockmgr_client::Error> {
     let ctl = Ctl::new(endpoints, output, timeouts)?;
     match command {
-        Command::Server(_) => unreachable!("handled by run"),
+        Command::Server(_) | Command::Completion { .. } => unreachable!("handled by run"),
         Command::Lock(args) => return ctl.lock(args).await,
         Command::Lease(command) => ctl.lease(command).await?,
         Command::Locks(command) => ctl.locks(command).await?,

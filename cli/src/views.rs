@@ -44,6 +44,23 @@ impl View for LeaseGranted {
     }
 }
 
+/// One renewal by `lease keep-alive`.
+#[derive(Debug, Serialize)]
+pub struct LeaseKept {
+    pub lease_id: i64,
+    pub granted_ttl_ms: i64,
+}
+
+impl View for LeaseKept {
+    fn human(&self) -> String {
+        format!(
+            "lease {} kept alive, ttl {}",
+            self.lease_id,
+            human_ms(self.granted_ttl_ms.max(0) as u64)
+        )
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct LeaseRevoked {
     pub lease_id: i64,

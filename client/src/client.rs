@@ -222,6 +222,21 @@ impl Client {
         .await
     }
 
+    /// Renews `lease_id` once (a keepalive stream of one ping): its TTL from now, 0 if the
+    /// lease is gone. For a lease the caller did not open a session on (`lockmgr lease
+    /// keep-alive`); a [`crate::Session`] keeps its own lease alive.
+    pub async fn renew_lease(&self, lease_id: i64) -> Result<i64, Error> {
+        self.retrying(|c| async move {
+            let ping = tokio_stream::once(v1::LeaseKeepAliveRequest { lease_id });
+            let mut answers = Self::lease_service(c).keep_alive(ping).await?.into_inner();
+            match answers.message().await? {
+                Some(answer) => Ok(answer.ttl_ms),
+                None => Err(Status::unavailable("the keepalive stream closed unanswered")),
+            }
+        })
+        .await
+    }
+
     /// One `Lock` call, retried as is (same request id) until answered.
     pub async fn lock(&self, request: v1::LockRequest) -> Result<v1::LockResponse, Error> {
         self.retrying(|c| {
