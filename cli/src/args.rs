@@ -64,6 +64,9 @@ pub enum Command {
     /// Cluster: status, members, add, remove, transfer-leader.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Each endpoint's health or Raft status, dead ones included.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
     /// Print a shell completion script: `source <(lockmgr completion bash)`.
     Completion {
         /// The shell.
@@ -291,6 +294,22 @@ pub enum FenceCommand {
         path: String,
         /// The fencing token to check.
         token: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Whether each endpoint answers and knows a leader (exit 1 if any does not).
+    Health {
+        /// Every member the cluster's membership lists, not only --endpoints.
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// Each endpoint's node id, leader, term, Raft index and lag behind the leader.
+    Status {
+        /// Every member the cluster's membership lists, not only --endpoints.
+        #[arg(long)]
+        cluster: bool,
     },
 }
 

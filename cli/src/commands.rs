@@ -33,6 +33,7 @@ fn default_holder_id() -> String {
 pub struct Ctl {
     pub client: Client,
     pub output: Output,
+    pub timeouts: Timeouts,
 }
 
 impl Ctl {
@@ -42,7 +43,7 @@ impl Ctl {
         config.unreachable_budget = Some(timeouts.dial);
         config.retry_budget = timeouts.command;
         config.holder_id = default_holder_id();
-        Ok(Ctl { client: Client::new(config)?, output })
+        Ok(Ctl { client: Client::new(config)?, output, timeouts })
     }
 
     /// An answer, as `--output` asks.

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod endpoint;
 mod exit;
 mod lock;
 mod supervise;
@@ -88,6 +89,7 @@ async fn client(
         Command::Fence(command) => return ctl.fence(command).await,
         Command::Watch(args) => ctl.watch(args).await?,
         Command::Cluster(command) => ctl.cluster(command).await?,
+        Command::Endpoint(command) => return ctl.endpoint(command).await,
     }
     Ok(ExitCode::SUCCESS)
 }
