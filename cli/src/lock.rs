@@ -81,7 +81,7 @@ impl Ctl {
         };
         self.announce(&args, &guard, &session);
         let held = if args.no_command {
-            self.hold(&session, &mut signals).await
+            self.hold(&args.path, &session, &mut signals).await
         } else {
             match self.run(&args, &guard, &session, &mut signals).await {
                 Ok(held) => held,
@@ -151,11 +151,15 @@ impl Ctl {
     }
 
     /// `--no-command`: holds until a signal (exit 0) or the session is lost.
-    async fn hold(&self, session: &Session, signals: &mut Signals) -> Held {
+    async fn hold(&self, path: &str, session: &Session, signals: &mut Signals) -> Held {
         tokio::select! {
             _ = signals.recv() => Held::Done(0),
             () = session.lost() => {
-                eprintln!("lockmgr: session lost: the lock is no longer held");
+                self.note(&Note {
+                    event: "session_lost",
+                    path,
+                    message: "session lost: the lock is no longer held".to_owned(),
+                });
                 Held::Lost
             }
         }
