@@ -182,3 +182,26 @@ impl Supervised {
         killpg(self.group, None) == Err(Errno::ESRCH)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn statuses_read_as_a_shell_reports_them() {
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc_signal(Signal::SIGTERM))), 143);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc_signal(Signal::SIGKILL))), 137);
+        assert_eq!(signal_exit_code(Signal::SIGINT), 130);
+        assert_eq!(spawn_exit_code(&io::Error::from(io::ErrorKind::NotFound)), EXIT_NOT_FOUND);
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert_eq!(spawn_exit_code(&denied), EXIT_CANNOT_EXECUTE);
+    }
+
+    /// A wait status for "ended by `signal`".
+    fn libc_signal(signal: Signal) -> i32 {
+        signal as i32
+    }
+}

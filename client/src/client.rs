@@ -450,3 +450,27 @@ fn retryable(status: &Status) -> bool {
     matches!(status.code(), Code::Unavailable | Code::Unknown)
         || (status.code() == Code::Cancelled && error_detail(status).is_none())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_host_port_also_written_as_http_urls() {
+        assert_eq!(endpoint_address("127.0.0.1:7070").unwrap(), "127.0.0.1:7070");
+        assert_eq!(endpoint_address("http://127.0.0.1:7070").unwrap(), "127.0.0.1:7070");
+        assert_eq!(endpoint_address("http://db-1:7070/").unwrap(), "db-1:7070");
+        assert!(
+            endpoint_address("https://127.0.0.1:7070").is_err(),
+            "no TLS: refused, not downgraded"
+        );
+        assert!(endpoint_address("http://").is_err());
+        assert!(endpoint_address("http://host:1/path").is_err());
+    }
+
+    #[test]
+    fn a_client_keeps_the_normalized_endpoints() {
+        let client = Client::new(ClientConfig::new(["http://127.0.0.1:1", "127.0.0.1:2"])).unwrap();
+        assert_eq!(client.config().endpoints, ["127.0.0.1:1", "127.0.0.1:2"]);
+    }
+}
