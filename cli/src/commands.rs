@@ -173,9 +173,7 @@ impl Ctl {
 /// One line on stdout. A reader that went away (`lockmgr lease list | head -1`) ends
 /// the command quietly, as it ends `cat`: there is nobody left to tell.
 pub fn write_stdout(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
-    match written {
+    match try_write_stdout(line) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(error) => {
@@ -183,6 +181,12 @@ pub fn write_stdout(line: &str) {
             std::process::exit(i32::from(EXIT_FAILURE));
         }
     }
+}
+
+/// One line on stdout, flushed (a script may be waiting for it).
+pub fn try_write_stdout(line: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").and_then(|()| stdout.flush())
 }
 
 /// The cluster clamps TTLs to its limits; say so rather than run with another TTL in

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     args::LockArgs,
-    commands::{Ctl, note_ttl, write_stdout},
+    commands::{Ctl, note_ttl, try_write_stdout},
     exit::{EXIT_BUSY, EXIT_SESSION_LOST},
     supervise::{Signals, Supervised, exit_code, signal_exit_code, spawn_exit_code},
 };
@@ -128,12 +128,16 @@ impl Ctl {
             args.path, acquired.fencing_token, acquired.lease_id
         );
         if args.no_command {
-            match self.output {
+            // Not write_stdout: a reader gone must not end lockmgr with the lock held.
+            let written = match self.output {
                 crate::args::Output::Human => {
                     eprintln!("lockmgr: {human}");
-                    write_stdout(&acquired.fencing_token.to_string());
+                    try_write_stdout(&acquired.fencing_token.to_string())
                 }
-                crate::args::Output::Json => write_stdout(&json_line(&acquired)),
+                crate::args::Output::Json => try_write_stdout(&json_line(&acquired)),
+            };
+            if let Err(error) = written {
+                eprintln!("lockmgr: cannot print the fencing token: {error}");
             }
         } else {
             match self.output {

@@ -131,9 +131,9 @@ async fn a_lost_session_stops_the_whole_process_group() {
     let mut cluster = one_node().await;
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).display().to_string();
-    // A background job that would write 8 s from now, long after the lock is free.
+    // A background job that would write 15 s from now, long after the lock is free.
     let background = format!(
-        "(sleep 8; touch {late}) & echo $! > {pid}; touch {ready}; wait",
+        "(sleep 15; touch {late}) & echo $! > {pid}; touch {ready}; wait",
         late = path("late"),
         pid = path("background.pid"),
         ready = path("ready")
@@ -181,8 +181,8 @@ async fn a_lost_session_stops_the_whole_process_group() {
     let stderr = BufReader::new(second.0.stderr.take().unwrap());
     let said: Vec<String> = stderr.lines().map_while(Result::ok).collect();
     assert!(said.iter().any(|line| line.contains("session lost")), "{said:?}");
-    // Past the background job's 8 s: it never wrote.
-    let quiet_until = Duration::from_secs(10);
+    // Past the background job's 15 s: it never wrote.
+    let quiet_until = Duration::from_secs(17);
     std::thread::sleep(quiet_until.saturating_sub(started.elapsed()));
     assert!(!Path::new(&path("late")).exists(), "the background job wrote after the lock was lost");
 }
