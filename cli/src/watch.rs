@@ -4,7 +4,7 @@
 //! shown twice. Only a real compaction (the events wanted are gone everywhere) or a
 //! cluster that cannot be reached ends it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lockmgr_client::{Error, proto as v1};
@@ -16,9 +16,7 @@ use crate::{
     views::{View, mode_name},
 };
 
-/// Streams opened in a row that brought no event before breaking: past this the cluster
-/// is not serving watches, and `watch` gives up.
-const RESUMES_WITHOUT_PROGRESS_MAX: u32 = 10;
+/// Between a broken stream and the next: a stopping member may take a while to refuse.
 const RESUME_PAUSE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Serialize)]
@@ -43,7 +41,9 @@ impl Ctl {
     pub async fn watch(&self, args: WatchArgs) -> Result<(), Error> {
         // The revision to start from: the one after the last event shown (0: from now).
         let mut from = args.from;
-        let mut fruitless = 0;
+        // Streams that break without an event, for longer than --command-timeout: the
+        // cluster is not serving watches, and `watch` gives up.
+        let mut progress_at = Instant::now();
         loop {
             let mut stream = self.client.watch(&args.prefix, !args.exact, from).await?;
             let mut progressed = false;
@@ -76,8 +76,9 @@ impl Ctl {
                     progressed = true;
                 }
             };
-            fruitless = if progressed { 0 } else { fruitless + 1 };
-            if fruitless > RESUMES_WITHOUT_PROGRESS_MAX {
+            if progressed {
+                progress_at = Instant::now();
+            } else if progress_at.elapsed() > self.timeouts.command {
                 return Err(Error::Unavailable { last: broke });
             }
             let resume = if from == 0 { "now".to_owned() } else { format!("revision {from}") };

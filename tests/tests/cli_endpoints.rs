@@ -69,7 +69,23 @@ async fn http_endpoints_work_and_a_closed_stdout_is_no_panic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_moves_to_another_member_and_resumes_after_its_last_event() {
+async fn watch_moves_to_another_member_when_its_own_is_killed() {
+    watch_moves_to_another_member_and_resumes_after_its_last_event(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_moves_to_another_member_when_its_own_shuts_down() {
+    watch_moves_to_another_member_and_resumes_after_its_last_event(Stop::Terminate).await;
+}
+
+/// How the watch's member is stopped: `kill -9`, or SIGTERM (a clean shutdown, which
+/// ends its watch streams as "compacted" at their next revision).
+enum Stop {
+    Kill,
+    Terminate,
+}
+
+async fn watch_moves_to_another_member_and_resumes_after_its_last_event(stop: Stop) {
     let mut cluster = Cluster::start(3, &[]);
     cluster.wait_for_leader(Duration::from_mins(1)).await;
     let watch = Command::new(binary())
@@ -112,7 +128,13 @@ async fn watch_moves_to_another_member_and_resumes_after_its_last_event() {
     while events.recv_timeout(Duration::from_secs(2)).is_ok() {}
 
     // The watch streams from the first endpoint: stop that member.
-    cluster.kill(0);
+    match stop {
+        Stop::Kill => cluster.kill(0),
+        Stop::Terminate => {
+            let pid = cluster.members[0].pid().expect("running").to_string();
+            assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        }
+    }
     let mut revisions = Vec::new();
     let deadline = Instant::now() + Duration::from_mins(1);
     let released = loop {
