@@ -10,7 +10,7 @@ use lockmgr_server::config::{ConfigError, ServerConfig};
 #[derive(Debug, Parser)]
 #[command(
     name = "lockmgr",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LOCKMGR_GIT_COMMIT"), ")"),
     about = "A distributed lock manager: locks on paths, leases, fencing tokens, Raft"
 )]
 pub struct Cli {
@@ -23,9 +23,17 @@ pub struct Cli {
         default_value = "127.0.0.1:7070"
     )]
     pub endpoints: Vec<String>,
-    /// Output format of client commands.
+    /// Output format of client commands (errors too, as a JSON object on stderr).
     #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// How long a client command tries to connect to a member before counting it down
+    /// (and, when no member can be connected to at all, before giving up).
+    #[arg(long, global = true, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub dial_timeout: Duration,
+    /// How long one request keeps trying (other members, a new leader) before giving up;
+    /// `lock --wait` and `watch` streams are not bounded by it.
+    #[arg(long, global = true, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub command_timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,7 +50,7 @@ pub enum Command {
     Server(Box<ServerArgs>),
     /// Run a command while holding a lock; its fencing token is in LOCKMGR_FENCING_TOKEN.
     Lock(LockArgs),
-    /// Leases: grant, revoke, ttl, list.
+    /// Leases: grant, revoke, ttl, list, keep-alive.
     #[command(subcommand)]
     Lease(LeaseCommand),
     /// Locks: get, list.
@@ -56,6 +64,14 @@ pub enum Command {
     /// Cluster: status, members, add, remove, transfer-leader.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Each endpoint's health or Raft status, dead ones included.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Print a shell completion script: `source <(lockmgr completion bash)`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -63,18 +79,26 @@ pub struct ServerArgs {
     /// A TOML configuration file (see the README for its keys).
     #[arg(long, env = "LOCKMGR_CONFIG")]
     pub config: Option<PathBuf>,
+    /// This member's id, unique in the cluster [default: 1].
     #[arg(long, env = "LOCKMGR_NODE_ID")]
     pub node_id: Option<u64>,
+    /// The cluster's id: members of another cluster are refused [default: 1].
     #[arg(long, env = "LOCKMGR_CLUSTER_ID")]
     pub cluster_id: Option<u64>,
+    /// Where the Raft log, snapshots and state live [default: lockmgr-data].
     #[arg(long, env = "LOCKMGR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where clients connect (gRPC) [default: 127.0.0.1:7070].
     #[arg(long, env = "LOCKMGR_CLIENT_ADDRESS")]
     pub client_address: Option<String>,
+    /// Where the other members connect (Raft) [default: 127.0.0.1:7071].
     #[arg(long, env = "LOCKMGR_PEER_ADDRESS")]
     pub peer_address: Option<String>,
+    /// The client address others are told (if it differs from --client-address, e.g.
+    /// behind NAT) [default: --client-address].
     #[arg(long, env = "LOCKMGR_ADVERTISE_CLIENT_ADDRESS")]
     pub advertise_client_address: Option<String>,
+    /// The peer address others are told [default: --peer-address].
     #[arg(long, env = "LOCKMGR_ADVERTISE_PEER_ADDRESS")]
     pub advertise_peer_address: Option<String>,
     /// Founding members, `ID=PEER_ADDRESS/CLIENT_ADDRESS`, comma-separated or repeated.
@@ -83,7 +107,8 @@ pub struct ServerArgs {
     /// Start empty and wait to be added with `lockmgr cluster add`.
     #[arg(long, env = "LOCKMGR_JOIN")]
     pub join: bool,
-    /// Where /metrics, /healthz and /readyz are served ("" turns them off).
+    /// Where /metrics, /healthz and /readyz are served ("" turns them off); give each
+    /// member on one host its own [default: 127.0.0.1:9464].
     #[arg(long, env = "LOCKMGR_METRICS_ADDRESS")]
     pub metrics_address: Option<String>,
     /// Export traces to this OTLP/gRPC collector (e.g. http://127.0.0.1:4317).
@@ -92,7 +117,8 @@ pub struct ServerArgs {
     /// Lock-delay after an expiry, e.g. `5s` (overrides limits.lock_delay_ms).
     #[arg(long, env = "LOCKMGR_LOCK_DELAY", value_parser = humantime::parse_duration)]
     pub lock_delay: Option<Duration>,
-    /// Snapshot every this many applied entries.
+    /// Snapshot every this many applied entries [default: raft.snapshot_interval_entries
+    /// of the config file].
     #[arg(long, env = "LOCKMGR_SNAPSHOT_INTERVAL_ENTRIES")]
     pub snapshot_interval_entries: Option<u64>,
     /// Log filter (`info`, `debug`, `lockmgr_server=debug,openraft=warn`, ...).
@@ -102,8 +128,26 @@ pub struct ServerArgs {
         default_value = "info,openraft=warn,fjall=warn,lsm_tree=warn"
     )]
     pub log: String,
+    /// Log lines as text or as JSON objects.
     #[arg(long, env = "LOCKMGR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub client_flags: ClientFlagsOfServer,
+}
+
+/// The client commands' global flags, shadowed under `server` so that `server --help`
+/// does not list them: an argument of the same id stops clap from propagating the global
+/// one. Values given (or defaulted) still land here, and `server` ignores them.
+#[derive(Debug, Args)]
+pub struct ClientFlagsOfServer {
+    #[arg(long = "endpoints", id = "endpoints", hide = true, value_delimiter = ',')]
+    endpoints: Vec<String>,
+    #[arg(long = "output", id = "output", hide = true, value_enum)]
+    output: Option<Output>,
+    #[arg(long = "dial-timeout", id = "dial_timeout", hide = true, value_parser = humantime::parse_duration)]
+    dial_timeout: Option<Duration>,
+    #[arg(long = "command-timeout", id = "command_timeout", hide = true, value_parser = humantime::parse_duration)]
+    command_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -160,6 +204,7 @@ impl ServerArgs {
 
 #[derive(Debug, Args)]
 pub struct LockArgs {
+    /// The lock's path, e.g. /db/users/schema-migration.
     pub path: String,
     /// Take a shared (reader) lock.
     #[arg(long)]
@@ -167,47 +212,75 @@ pub struct LockArgs {
     /// How long to wait for the lock (0: fail at once if busy).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub wait: Duration,
-    /// The session lease's TTL.
+    /// The session lease's TTL (the cluster clamps it to its limits, and says so).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
-    /// Shown to operators as the holder.
+    /// Shown to operators as the holder (default: HOSTNAME-PID).
     #[arg(long)]
     pub holder_id: Option<String>,
-    /// The command to run while holding the lock.
-    #[arg(last = true, required = true)]
+    /// If the session is lost: how long the command's process group has between SIGTERM
+    /// and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub kill_grace: Duration,
+    /// Run no command: print the fencing token on stdout, hold the lock until SIGINT,
+    /// SIGTERM or SIGHUP, then release it and exit 0.
+    #[arg(long, conflicts_with = "command")]
+    pub no_command: bool,
+    /// The command to run while holding the lock (after `--`).
+    #[arg(last = true, required_unless_present = "no_command")]
     pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LeaseCommand {
+    /// Grant a lease (not kept alive: see keep-alive).
     Grant {
+        /// The lease's TTL (the cluster clamps it to its limits, and says so).
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// Revoke a lease: every lock it holds is released, its waits end.
     Revoke {
+        /// The lease's id.
         lease_id: i64,
     },
+    /// A lease's remaining TTL, and the paths it holds and waits for.
     Ttl {
+        /// The lease's id.
         lease_id: i64,
     },
+    /// List the leases, a page at a time.
     List {
+        /// Start after this lease id (0: from the first).
         #[arg(long, default_value_t = 0)]
         after: i64,
+        /// At most this many (0: the server's page size).
         #[arg(long, default_value_t = 0)]
         limit: u32,
+    },
+    /// Keep a lease alive until SIGINT or SIGTERM (then exit 0; the lease is not revoked).
+    KeepAlive {
+        /// The lease's id.
+        lease_id: i64,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LocksCommand {
+    /// One lock: its holders (lease, holder id, mode, fencing token, age) and waiters.
     Get {
+        /// The lock's path.
         path: String,
     },
+    /// The locks under a prefix, a page at a time.
     List {
+        /// Only locks under this prefix.
         #[arg(default_value = "/")]
         prefix: String,
+        /// Continue from a previous page (its "more: --page-token" line).
         #[arg(long, default_value = "")]
         page_token: String,
+        /// At most this many (0: the server's page size).
         #[arg(long, default_value_t = 0)]
         limit: u32,
     },
@@ -215,39 +288,107 @@ pub enum LocksCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum FenceCommand {
-    Check { path: String, token: u64 },
+    /// Exit 0 if the token is the current holder's, 1 if not, 2 if it cannot tell.
+    Check {
+        /// The lock's path.
+        path: String,
+        /// The fencing token to check.
+        token: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Whether each endpoint answers and knows a leader (exit 1 if any does not).
+    Health {
+        /// Every member the cluster's membership lists, not only --endpoints.
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// Each endpoint's node id, leader, term, Raft index and lag behind the leader.
+    Status {
+        /// Every member the cluster's membership lists, not only --endpoints.
+        #[arg(long)]
+        cluster: bool,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    /// Watch the locks under this prefix (with --exact: this one path).
     #[arg(default_value = "/")]
     pub prefix: String,
     /// Watch exactly this path, not everything under it.
     #[arg(long)]
     pub exact: bool,
-    /// Replay events from this revision.
+    /// Replay events from this revision (0: only new events).
     #[arg(long, default_value_t = 0)]
     pub from: u64,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
+    /// The answering member's view: leader, term, indexes, counts.
     Status,
+    /// The members: ids, addresses, voter or learner, the leader.
     Members,
     /// Add a member: as a learner, then (unless --learner) as a voter once caught up.
     Add {
+        /// The new member's id.
         node_id: u64,
+        /// Its peer address (as its --peer-address).
         peer_address: String,
+        /// Its client address (as its --client-address).
         client_address: String,
+        /// Leave it a learner (it replicates but does not vote).
         #[arg(long)]
         learner: bool,
     },
+    /// Remove a member.
     Remove {
+        /// The member's id.
         node_id: u64,
     },
+    /// Hand leadership to another voter.
     TransferLeader {
         /// The new leader (default: the most up-to-date other voter).
         #[arg(default_value_t = 0)]
         node_id: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand says what it does, every flag and argument what it means.
+    #[test]
+    fn every_subcommand_and_flag_has_help() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if command.get_about().is_none() && path != "lockmgr" {
+                missing.push(format!("{path} (subcommand)"));
+            }
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_hide_set() && !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut command = Cli::command();
+        command.build();
+        let mut missing = Vec::new();
+        check(&command, "lockmgr", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

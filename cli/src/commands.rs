@@ -1,31 +1,58 @@
 //! The client subcommands of `lockmgr`, through the client library. Human output by
 //! default, `--output json` for scripts.
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode, time::Duration};
 
-use futures_util::StreamExt;
-use lockmgr_client::{Client, ClientConfig, Error, LockMode, proto as v1};
-use serde_json::{Value, json};
+use lockmgr_client::{Client, ClientConfig, Error, proto as v1};
 
-use crate::args::{
-    ClusterCommand, FenceCommand, LeaseCommand, LockArgs, LocksCommand, Output, WatchArgs,
+use crate::{
+    args::{ClusterCommand, FenceCommand, LeaseCommand, LocksCommand, Output},
+    exit::{EXIT_FAILURE, EXIT_NOT_CURRENT},
+    supervise::Signals,
+    views::{self, View},
 };
+
+/// The client commands' time limits (`--dial-timeout`, `--command-timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub dial: Duration,
+    pub command: Duration,
+}
+
+/// `HOSTNAME-PID`, with the machine's real host name (shells do not export `$HOSTNAME`).
+fn default_holder_id() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
 
 #[derive(Debug)]
 pub struct Ctl {
     pub client: Client,
     pub output: Output,
+    pub timeouts: Timeouts,
 }
 
 impl Ctl {
-    pub fn new(endpoints: Vec<String>, output: Output) -> Result<Ctl, Error> {
-        Ok(Ctl { client: Client::new(ClientConfig::new(endpoints))?, output })
+    pub fn new(endpoints: Vec<String>, output: Output, timeouts: Timeouts) -> Result<Ctl, Error> {
+        let mut config = ClientConfig::new(endpoints);
+        config.connect_timeout = timeouts.dial;
+        config.unreachable_budget = Some(timeouts.dial);
+        config.retry_budget = timeouts.command;
+        config.holder_id = default_holder_id();
+        Ok(Ctl { client: Client::new(config)?, output, timeouts })
     }
 
-    fn print(&self, human: impl FnOnce() -> String, json: impl FnOnce() -> Value) {
+    /// An answer, as `--output` asks.
+    pub(crate) fn show(&self, view: &impl View) {
         match self.output {
-            Output::Human => println!("{}", human()),
-            Output::Json => println!("{}", json()),
+            Output::Human => write_stdout(&view.human()),
+            Output::Json => {
+                write_stdout(&serde_json::to_string(view).expect("plain structs serialize"));
+            }
         }
     }
 
@@ -33,84 +60,68 @@ impl Ctl {
         match command {
             LeaseCommand::Grant { ttl } => {
                 let granted = self.client.grant_lease(ttl).await?;
-                self.print(
-                    || format!("lease {} granted, ttl {} ms", granted.lease_id, granted.ttl_ms),
-                    || json!({"lease_id": granted.lease_id, "ttl_ms": granted.ttl_ms}),
-                );
+                note_ttl(ttl, Duration::from_millis(granted.ttl_ms.max(0) as u64));
+                let granted = views::LeaseGranted {
+                    lease_id: granted.lease_id,
+                    granted_ttl_ms: granted.ttl_ms,
+                };
+                self.show(&granted);
             }
             LeaseCommand::Revoke { lease_id } => {
                 self.client.revoke_lease(lease_id).await?;
-                self.print(
-                    || format!("lease {lease_id} revoked"),
-                    || json!({"lease_id": lease_id, "revoked": true}),
-                );
+                self.show(&views::LeaseRevoked { lease_id, revoked: true });
             }
             LeaseCommand::Ttl { lease_id } => {
                 let ttl = self.client.time_to_live(lease_id).await?;
-                self.print(
-                    || {
-                        format!(
-                            "lease {} remaining {} ms of {} ms; holds [{}]; waits for [{}]",
-                            ttl.lease_id,
-                            ttl.remaining_ttl_ms,
-                            ttl.granted_ttl_ms,
-                            ttl.held_paths.join(", "),
-                            ttl.waiting_paths.join(", ")
-                        )
-                    },
-                    || {
-                        json!({"lease_id": ttl.lease_id, "remaining_ttl_ms": ttl.remaining_ttl_ms,
-                        "granted_ttl_ms": ttl.granted_ttl_ms, "held_paths": ttl.held_paths,
-                        "waiting_paths": ttl.waiting_paths})
-                    },
-                );
+                self.show(&views::LeaseTtl::from(ttl));
             }
             LeaseCommand::List { after, limit } => {
                 let list = self.client.leases(after, limit).await?;
-                self.print(
-                    || {
-                        let mut lines: Vec<String> = list
-                            .leases
-                            .iter()
-                            .map(|l| format!("{}\tttl {} ms\theld {}\twaiting {}", l.lease_id, l.granted_ttl_ms, l.held_locks, l.waiting))
-                            .collect();
-                        if list.next_after_lease_id != 0 {
-                            lines.push(format!("(more: --after {})", list.next_after_lease_id));
-                        }
-                        lines.join("\n")
-                    },
-                    || {
-                        let leases: Vec<Value> = list.leases.iter().map(|l| json!({"lease_id": l.lease_id,
-                            "granted_ttl_ms": l.granted_ttl_ms, "held_locks": l.held_locks, "waiting": l.waiting})).collect();
-                        json!({"leases": leases, "next_after_lease_id": list.next_after_lease_id})
-                    },
-                );
+                self.show(&views::LeaseList::from(list));
             }
+            LeaseCommand::KeepAlive { lease_id } => self.keep_alive(lease_id).await?,
         }
         Ok(())
+    }
+
+    /// Renews the lease every third of its TTL until SIGINT or SIGTERM; an error if the
+    /// lease is gone (or cannot be renewed in time).
+    async fn keep_alive(&self, lease_id: i64) -> Result<(), Error> {
+        let mut signals = Signals::catch()
+            .map_err(|error| Error::Invalid(format!("cannot catch signals: {error}")))?;
+        loop {
+            let renewed = tokio::select! {
+                renewed = self.client.renew_lease(lease_id) => renewed?,
+                _ = signals.recv() => return Ok(()),
+            };
+            if renewed <= 0 {
+                return Err(Error::Invalid(format!(
+                    "lease {lease_id} is gone (expired or revoked)"
+                )));
+            }
+            self.show(&views::LeaseKept { lease_id, granted_ttl_ms: renewed });
+            let pause = Duration::from_millis(renewed as u64 / 3);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = signals.recv() => return Ok(()),
+            }
+        }
     }
 
     pub async fn locks(&self, command: LocksCommand) -> Result<(), Error> {
         match command {
             LocksCommand::Get { path } => {
                 let lock = self.client.get_lock(&path).await?.lock;
-                self.print(
-                    || lock.as_ref().map_or_else(|| format!("{path} is free"), human_lock),
-                    || lock.as_ref().map_or(Value::Null, json_lock),
+                self.show(
+                    &lock.as_ref().map_or_else(|| views::Lock::free(path), views::Lock::from),
                 );
             }
             LocksCommand::List { prefix, page_token, limit } => {
                 let list = self.client.list_locks(&prefix, &page_token, limit).await?;
-                self.print(
-                    || {
-                        let mut lines: Vec<String> = list.locks.iter().map(human_lock).collect();
-                        if !list.next_page_token.is_empty() {
-                            lines.push(format!("(more: --page-token {})", list.next_page_token));
-                        }
-                        lines.join("\n")
-                    },
-                    || json!({"locks": list.locks.iter().map(json_lock).collect::<Vec<_>>(), "next_page_token": list.next_page_token}),
-                );
+                self.show(&views::LockList {
+                    locks: list.locks.iter().map(views::Lock::from).collect(),
+                    next_page_token: list.next_page_token,
+                });
             }
         }
         Ok(())
@@ -121,67 +132,21 @@ impl Ctl {
         FenceCommand::Check { path, token }: FenceCommand,
     ) -> Result<ExitCode, Error> {
         let check = self.client.validate_fence(&path, token).await?;
-        self.print(
-            || {
-                if check.valid {
-                    format!("token {token} is current for {path}")
-                } else {
-                    format!("token {token} is NOT current for {path} (current: {:?})", check.current_tokens)
-                }
-            },
-            || json!({"path": path, "token": token, "valid": check.valid, "current_tokens": check.current_tokens}),
-        );
-        Ok(if check.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
-    }
-
-    pub async fn watch(&self, args: WatchArgs) -> Result<(), Error> {
-        let mut stream = self.client.watch(&args.prefix, !args.exact, args.from).await?;
-        while let Some(message) = stream.next().await {
-            let message = message.map_err(Error::Rpc)?;
-            if message.compacted {
-                let text = format!(
-                    "compacted: events before revision {} are gone; re-read and watch from there",
-                    message.compact_revision
-                );
-                self.print(
-                    || text.clone(),
-                    || json!({"compacted": true, "compact_revision": message.compact_revision}),
-                );
-                return Ok(());
-            }
-            for event in message.events {
-                let kind = v1::EventKind::try_from(event.kind).map_or("?", |k| k.as_str_name());
-                let reason =
-                    v1::ReleaseReason::try_from(event.reason).map_or("?", |r| r.as_str_name());
-                self.print(
-                    || format!("{}\t{}\t{}\tlease {}\t{}\ttoken {}\t{}", event.revision, kind.trim_start_matches("EVENT_KIND_"), event.path, event.lease_id, event.holder_id, event.fencing_token, reason.trim_start_matches("RELEASE_REASON_")),
-                    || json!({"revision": event.revision, "kind": kind, "path": event.path, "lease_id": event.lease_id,
-                        "holder_id": event.holder_id, "fencing_token": event.fencing_token, "reason": reason}),
-                );
-            }
-        }
-        Ok(())
+        self.show(&views::FenceCheck {
+            path,
+            fencing_token: token,
+            current: check.valid,
+            current_fencing_tokens: check.current_tokens,
+        });
+        Ok(if check.valid { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_CURRENT) })
     }
 
     pub async fn cluster(&self, command: ClusterCommand) -> Result<(), Error> {
         match command {
-            ClusterCommand::Status => {
-                let status = self.client.status().await?;
-                let header = status.header.unwrap_or_default();
-                self.print(
-                    || format!(
-                        "node {} (cluster {}): leader {}, term {}, revision {}, committed {}, applied {}, snapshot {}, {} locks, {} leases{}",
-                        header.node_id, header.cluster_id, status.leader_id, header.raft_term, header.revision,
-                        status.committed_index, status.applied_index, status.snapshot_index, status.locks, status.leases,
-                        if status.is_learner { ", learner" } else { "" }
-                    ),
-                    || json!({"node_id": header.node_id, "cluster_id": header.cluster_id, "leader_id": status.leader_id,
-                        "raft_term": header.raft_term, "revision": header.revision, "committed_index": status.committed_index,
-                        "applied_index": status.applied_index, "snapshot_index": status.snapshot_index,
-                        "locks": status.locks, "leases": status.leases, "is_learner": status.is_learner, "version": status.version}),
-                );
+            ClusterCommand::Status => self.show(&views::Status::from(self.client.status().await?)),
+            ClusterCommand::Members => {
+                self.show(&views::Members::from(&self.client.members().await?.members[..]));
             }
-            ClusterCommand::Members => self.print_members(&self.client.members().await?.members),
             ClusterCommand::Add { node_id, peer_address, client_address, learner } => {
                 let request = v1::AddMemberRequest {
                     node_id,
@@ -189,120 +154,54 @@ impl Ctl {
                     client_address,
                     learner_only: learner,
                 };
-                self.print_members(&self.client.add_member(request).await?.members);
+                let members = self.client.add_member(request).await?.members;
+                self.show(&views::Members::from(&members[..]));
             }
             ClusterCommand::Remove { node_id } => {
-                self.print_members(&self.client.remove_member(node_id).await?.members);
+                let members = self.client.remove_member(node_id).await?.members;
+                self.show(&views::Members::from(&members[..]));
             }
             ClusterCommand::TransferLeader { node_id } => {
-                let leader = self.client.transfer_leader(node_id).await?.leader_id;
-                self.print(|| format!("node {leader} leads"), || json!({"leader_id": leader}));
+                let leader_id = self.client.transfer_leader(node_id).await?.leader_id;
+                self.show(&views::Leader { leader_id });
             }
         }
         Ok(())
     }
+}
 
-    fn print_members(&self, members: &[v1::Member]) {
-        self.print(
-            || {
-                members
-                    .iter()
-                    .map(|m| format!("{}\tpeer {}\tclient {}\t{}{}", m.node_id, m.peer_address, m.client_address,
-                        if m.is_learner { "learner" } else { "voter" }, if m.is_leader { "\tleader" } else { "" }))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            },
-            || json!(members.iter().map(|m| json!({"node_id": m.node_id, "peer_address": m.peer_address,
-                "client_address": m.client_address, "is_learner": m.is_learner, "is_leader": m.is_leader})).collect::<Vec<_>>()),
-        );
+/// One line on stdout. A reader that went away (`lockmgr lease list | head -1`) ends
+/// the command quietly, as it ends `cat`: there is nobody left to tell.
+pub fn write_stdout(line: &str) {
+    match try_write_stdout(line) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("lockmgr: cannot write to stdout: {error}");
+            std::process::exit(i32::from(EXIT_FAILURE));
+        }
     }
+}
 
-    /// `lockmgr lock`: holds the lock while the command runs; kills the command if the
-    /// session is lost. Exits with the command's status.
-    pub async fn lock(&self, args: LockArgs) -> Result<ExitCode, Error> {
-        let client = match &args.holder_id {
-            Some(holder_id) => {
-                let mut config = self.client.config().clone();
-                config.holder_id.clone_from(holder_id);
-                Client::new(config)?
-            }
-            None => self.client.clone(),
-        };
-        let session = client.session(args.ttl).await?;
-        let mode = if args.shared { LockMode::Shared } else { LockMode::Exclusive };
-        let Some(guard) = session.acquire(&args.path, mode, args.wait).await? else {
-            eprintln!("lockmgr: {} is busy", args.path);
-            let _ = session.close().await;
-            return Ok(ExitCode::from(75));
-        };
-        let token = guard.fencing_token();
+/// One line on stdout, flushed (a script may be waiting for it).
+pub fn try_write_stdout(line: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").and_then(|()| stdout.flush())
+}
+
+/// The cluster clamps TTLs to its limits; say so rather than run with another TTL in
+/// silence.
+pub fn note_ttl(asked: Duration, granted: Duration) {
+    if asked != granted {
         eprintln!(
-            "lockmgr: acquired {} (fencing token {token}, lease {})",
-            args.path,
-            session.lease_id()
+            "lockmgr: note: the cluster granted a TTL of {}, not {} (its limits)",
+            humantime::format_duration(granted),
+            humantime::format_duration(asked)
         );
-        let mut child = match tokio::process::Command::new(&args.command[0])
-            .args(&args.command[1..])
-            .env("LOCKMGR_FENCING_TOKEN", token.to_string())
-            .env("LOCKMGR_LOCK_PATH", &args.path)
-            .env("LOCKMGR_LEASE_ID", session.lease_id().to_string())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(error) => {
-                let _ = guard.unlock().await;
-                let _ = session.close().await;
-                return Err(Error::Invalid(format!("cannot run {:?}: {error}", args.command[0])));
-            }
-        };
-        let code = tokio::select! {
-            status = child.wait() => status.ok().and_then(|s| s.code()).unwrap_or(1),
-            () = session.lost() => {
-                eprintln!("lockmgr: session lost; stopping the command so it cannot run without the lock");
-                let _ = child.kill().await;
-                // No revoke: the lease is gone or about to be, and the cluster may be
-                // unreachable.
-                return Ok(ExitCode::from(76));
-            }
-        };
-        guard.unlock().await?;
-        session.close().await?;
-        Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
     }
 }
 
-fn human_lock(lock: &v1::LockInfo) -> String {
-    let holders: Vec<String> = lock
-        .holders
-        .iter()
-        .map(|h| {
-            format!(
-                "lease {} ({}) token {} held {} ms",
-                h.lease_id, h.holder_id, h.fencing_token, h.held_ms
-            )
-        })
-        .collect();
-    let waiters: Vec<String> = lock
-        .waiters
-        .iter()
-        .map(|w| format!("lease {} ({}) waited {} ms", w.lease_id, w.holder_id, w.waited_ms))
-        .collect();
-    format!(
-        "{}\tholders [{}]\twaiters [{}]{}",
-        lock.path,
-        holders.join("; "),
-        waiters.join("; "),
-        if lock.lock_delay { "\tlock-delay" } else { "" }
-    )
-}
-
-fn json_lock(lock: &v1::LockInfo) -> Value {
-    json!({
-        "path": lock.path,
-        "holders": lock.holders.iter().map(|h| json!({"lease_id": h.lease_id, "holder_id": h.holder_id,
-            "fencing_token": h.fencing_token, "mode": v1::LockMode::try_from(h.mode).map_or("?", |m| m.as_str_name()), "held_ms": h.held_ms})).collect::<Vec<_>>(),
-        "waiters": lock.waiters.iter().map(|w| json!({"lease_id": w.lease_id, "holder_id": w.holder_id,
-            "waited_ms": w.waited_ms, "queued_revision": w.queued_revision})).collect::<Vec<_>>(),
-        "lock_delay": lock.lock_delay,
-    })
+/// A proto enum value as JSON shows it: `LOCK_MODE_EXCLUSIVE` is `exclusive`.
+pub fn enum_name(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_ascii_lowercase()
 }

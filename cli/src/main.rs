@@ -4,6 +4,12 @@
 
 mod args;
 mod commands;
+mod endpoint;
+mod exit;
+mod lock;
+mod supervise;
+mod views;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -12,7 +18,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{
     args::{Cli, Command, LogFormat, Output, ServerArgs},
-    commands::Ctl,
+    commands::{Ctl, Timeouts},
+    exit::{EXIT_FAILURE, EXIT_USAGE},
 };
 
 fn main() -> ExitCode {
@@ -28,15 +35,41 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
+    let timeouts = Timeouts { dial: cli.dial_timeout, command: cli.command_timeout };
+    let output = cli.output;
+    // `fence check` answers 0 or 1: an error must not read as "not current".
+    let failure = match cli.command {
         Command::Server(args) => return server(&args).await,
-        command => client(cli.endpoints, cli.output, command).await,
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "lockmgr", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Fence(_) => EXIT_USAGE,
+        _ => EXIT_FAILURE,
     };
-    match result {
+    match client(cli.endpoints, output, timeouts, cli.command).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("lockmgr: {error}");
-            ExitCode::FAILURE
+            report(output, &error);
+            ExitCode::from(failure)
+        }
+    }
+}
+
+/// An error on stderr: a line for people, or with `--output json` one object.
+fn report(output: Output, error: &lockmgr_client::Error) {
+    match output {
+        Output::Human => eprintln!("lockmgr: {error}"),
+        Output::Json => {
+            let code = error.code().map(|code| format!("{code:?}"));
+            let reason = error
+                .reason()
+                .map(|reason| commands::enum_name(reason.as_str_name(), "ERROR_REASON_"));
+            let json = serde_json::json!({
+                "error": {"message": error.to_string(), "code": code, "reason": reason}
+            });
+            eprintln!("{json}");
         }
     }
 }
@@ -44,17 +77,19 @@ async fn run(cli: Cli) -> ExitCode {
 async fn client(
     endpoints: Vec<String>,
     output: Output,
+    timeouts: Timeouts,
     command: Command,
 ) -> Result<ExitCode, lockmgr_client::Error> {
-    let ctl = Ctl::new(endpoints, output)?;
+    let ctl = Ctl::new(endpoints, output, timeouts)?;
     match command {
-        Command::Server(_) => unreachable!("handled by run"),
+        Command::Server(_) | Command::Completion { .. } => unreachable!("handled by run"),
         Command::Lock(args) => return ctl.lock(args).await,
         Command::Lease(command) => ctl.lease(command).await?,
         Command::Locks(command) => ctl.locks(command).await?,
         Command::Fence(command) => return ctl.fence(command).await,
         Command::Watch(args) => ctl.watch(args).await?,
         Command::Cluster(command) => ctl.cluster(command).await?,
+        Command::Endpoint(command) => return ctl.endpoint(command).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -64,7 +99,7 @@ async fn server(args: &ServerArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprintln!("lockmgr: {error}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     // Whose directory it is, checked before anything is written to it.
@@ -82,7 +117,7 @@ async fn server(args: &ServerArgs) -> ExitCode {
                 Ok(provider) => Some(provider),
                 Err(error) => {
                     eprintln!("lockmgr: {error}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(EXIT_USAGE);
                 }
             }
         }

@@ -32,6 +32,10 @@ pub struct ClientConfig {
     pub attempt_timeout: Duration,
     /// How long a request keeps retrying on other members before giving up.
     pub retry_budget: Duration,
+    /// How long a request keeps retrying while no member answers at all (every attempt
+    /// fails to connect or breaks off), if shorter than the retry budget: a command-line
+    /// call to a dead cluster fails in seconds. `None`: the whole retry budget.
+    pub unreachable_budget: Option<Duration>,
     /// Identity shown to operators as the holder of this client's locks.
     pub holder_id: String,
 }
@@ -43,6 +47,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(1),
             retry_budget: Duration::from_secs(15),
+            unreachable_budget: None,
             holder_id: default_holder_id(),
         }
     }
@@ -74,7 +79,10 @@ const MEMBERSHIP_PATIENCE: Duration = Duration::from_mins(2);
 
 impl Client {
     /// A client for the members in `config`; no connection is made until the first call.
-    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+    /// Endpoints are `host:port`, also written `http://host:port`.
+    pub fn new(mut config: ClientConfig) -> Result<Client, Error> {
+        config.endpoints =
+            config.endpoints.iter().map(|e| endpoint_address(e)).collect::<Result<_, _>>()?;
         let first = config
             .endpoints
             .first()
@@ -149,6 +157,8 @@ impl Client {
         Fut: Future<Output = Result<T, Status>>,
     {
         let deadline = tokio::time::Instant::now() + self.inner.config.retry_budget;
+        // Since when no member has answered (a server's answer carries an error detail).
+        let mut unanswered_since = tokio::time::Instant::now();
         let mut pause = PAUSE_MIN;
         loop {
             let address = self.preferred();
@@ -161,6 +171,15 @@ impl Client {
             if !retryable(&status) {
                 return Err(Error::Rpc(status));
             }
+            if error_detail(&status).is_some() {
+                unanswered_since = tokio::time::Instant::now();
+            } else if self.inner.config.unreachable_budget.is_some_and(|budget| {
+                tokio::time::Instant::now() + pause >= unanswered_since + budget
+            }) {
+                return Err(Error::Unavailable {
+                    last: format!("{address}: {}", describe(&status)),
+                });
+            }
             let hint = error_detail(&status).map(|d| d.leader_address).filter(|a| !a.is_empty());
             match hint {
                 Some(leader) if leader != address => self.prefer(leader),
@@ -168,7 +187,7 @@ impl Client {
             }
             if tokio::time::Instant::now() + pause >= deadline {
                 return Err(Error::Unavailable {
-                    last: format!("{address}: {}", status.message()),
+                    last: format!("{address}: {}", describe(&status)),
                 });
             }
             tokio::time::sleep(pause).await;
@@ -218,6 +237,21 @@ impl Client {
         self.retrying(|c| async move {
             let request = v1::LeaseListRequest { limit, after_lease_id };
             Ok(Self::lease_service(c).list(request).await?.into_inner())
+        })
+        .await
+    }
+
+    /// Renews `lease_id` once (a keepalive stream of one ping): its TTL from now, 0 if the
+    /// lease is gone. For a lease the caller did not open a session on (`lockmgr lease
+    /// keep-alive`); a [`crate::Session`] keeps its own lease alive.
+    pub async fn renew_lease(&self, lease_id: i64) -> Result<i64, Error> {
+        self.retrying(|c| async move {
+            let ping = tokio_stream::once(v1::LeaseKeepAliveRequest { lease_id });
+            let mut answers = Self::lease_service(c).keep_alive(ping).await?.into_inner();
+            match answers.message().await? {
+                Some(answer) => Ok(answer.ttl_ms),
+                None => Err(Status::unavailable("the keepalive stream closed unanswered")),
+            }
         })
         .await
     }
@@ -409,8 +443,64 @@ fn traced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
     request
 }
 
+/// `host:port` from an endpoint written `host:port` or `http://host:port[/]`.
+fn endpoint_address(endpoint: &str) -> Result<String, Error> {
+    if endpoint.starts_with("https://") {
+        return Err(Error::Invalid(format!(
+            "endpoint {endpoint:?}: lockmgr serves plain gRPC (no TLS); use http:// or host:port"
+        )));
+    }
+    let address = endpoint.strip_prefix("http://").unwrap_or(endpoint).trim_end_matches('/');
+    if address.is_empty() || address.contains('/') {
+        return Err(Error::Invalid(format!("endpoint {endpoint:?} is not host:port")));
+    }
+    Ok(address.to_owned())
+}
+
+/// A status's message with its causes: tonic's "tcp connect error" alone hides whether
+/// the connection was refused, timed out or the name did not resolve.
+fn describe(status: &Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => format!("{} ({io})", io.kind()),
+            None => cause.to_string(),
+        };
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Worth asking again (maybe elsewhere): the member is down, not the leader, or busy.
 fn retryable(status: &Status) -> bool {
     matches!(status.code(), Code::Unavailable | Code::Unknown)
         || (status.code() == Code::Cancelled && error_detail(status).is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_host_port_also_written_as_http_urls() {
+        assert_eq!(endpoint_address("127.0.0.1:7070").unwrap(), "127.0.0.1:7070");
+        assert_eq!(endpoint_address("http://127.0.0.1:7070").unwrap(), "127.0.0.1:7070");
+        assert_eq!(endpoint_address("http://db-1:7070/").unwrap(), "db-1:7070");
+        assert!(
+            endpoint_address("https://127.0.0.1:7070").is_err(),
+            "no TLS: refused, not downgraded"
+        );
+        assert!(endpoint_address("http://").is_err());
+        assert!(endpoint_address("http://host:1/path").is_err());
+    }
+
+    #[test]
+    fn a_client_keeps_the_normalized_endpoints() {
+        let client = Client::new(ClientConfig::new(["http://127.0.0.1:1", "127.0.0.1:2"])).unwrap();
+        assert_eq!(client.config().endpoints, ["127.0.0.1:1", "127.0.0.1:2"]);
+    }
 }

@@ -43,7 +43,9 @@ async fn lock_passes_the_token_and_kills_the_command_when_the_session_is_lost() 
     assert_eq!(status.code(), Some(3));
     let free =
         lockmgr(&cluster).args(["--output", "json", "locks", "get", "/cli/job"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&free.stdout).trim(), "null");
+    let free: serde_json::Value = serde_json::from_slice(&free.stdout).unwrap();
+    assert_eq!(free["path"], "/cli/job", "{free}");
+    assert_eq!(free["holders"], serde_json::json!([]), "{free}");
 
     // A long command loses its session when the cluster goes away: it is killed, and
     // lockmgr says so with exit status 76, before the 2 s lease could be given away.
