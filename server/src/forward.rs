@@ -65,6 +65,12 @@ pub fn is_forwarded<T>(request: &Request<T>) -> bool {
     request.metadata().contains_key(FORWARDED)
 }
 
+/// A copy of `request` for the leader.
+pub fn forwarded<T>(request: Request<T>) -> Request<T> {
+    let metadata = request.metadata().clone();
+    forwarded_with(&metadata, request.into_inner())
+}
+
 /// A request for the leader carrying `message`, with what `metadata` must pass on.
 pub fn forwarded_with<T>(metadata: &MetadataMap, message: T) -> Request<T> {
     let mut onward = Request::new(message);
@@ -80,62 +86,50 @@ pub fn forwarded_with<T>(metadata: &MetadataMap, message: T) -> Request<T> {
 /// Serves the request here if this node leads; otherwise forwards it to the leader
 /// with `$client::$method` and returns the leader's answer. A leader that dies, pauses
 /// or steps down mid-call is not waited on: once this member learns of another leader
-/// (within the proposal time-out) the request goes there, with the same request id.
+/// (within the proposal time-out) the call ends `UNAVAILABLE` / `NOT_LEADER` naming it,
+/// and the client asks it (again with the same request id). The request is never sent
+/// twice from here: whether it took effect at the old leader is the caller's to settle
+/// (a `Revoke` repeated after it took effect would answer "not found"; found by the
+/// simulator).
 macro_rules! lead_or_forward {
-    ($ctx:expr, $request:ident, $client:ident, $method:ident) => {{
-        let deadline = tokio::time::Instant::now() + $ctx.config.propose_timeout();
-        loop {
-            match $ctx.route_waiting().await {
-                $crate::context::Route::Here => break $request,
-                $crate::context::Route::Leader { id, node } => {
-                    if $crate::forward::is_forwarded(&$request) {
-                        return Err($crate::status::not_leader(Some((id, &node))));
-                    }
-                    let channel = $ctx.forwarder.channel(&node.client_address)?;
-                    let limit = $ctx.config.server.grpc_message_bytes_max;
-                    let mut client = $client::new(channel)
-                        .max_decoding_message_size(limit)
-                        .max_encoding_message_size(limit);
-                    let onward = $crate::forward::forwarded_with(
-                        $request.metadata(),
-                        $request.get_ref().clone(),
-                    );
-                    let answer = tokio::select! {
-                        answer = client.$method(onward) => Ok(answer),
-                        moved = $ctx.leader_changed(id) => Err(moved),
-                    };
-                    match answer {
-                        Ok(Ok(response)) => return Ok(response),
-                        // The leader's own answer.
-                        Ok(Err(status)) if lockmgr_proto::error_detail(&status).is_some() => {
-                            return Err(status);
-                        }
-                        // The link failed (the leader stopped or stepped down): wait for
-                        // the next leader, then send again.
-                        Ok(Err(status)) => {
-                            let wait =
-                                deadline.saturating_duration_since(tokio::time::Instant::now());
-                            match tokio::time::timeout(wait, $ctx.leader_changed(id)).await {
-                                Err(_) => return Err($crate::forward::relayed(&$ctx, status)),
-                                Ok(Err(stopped)) => return Err(stopped),
-                                Ok(Ok(())) => {}
-                            }
-                        }
-                        Err(Err(stopped)) => return Err(stopped),
-                        Err(Ok(())) => {}
-                    }
-                    if tokio::time::Instant::now() >= deadline {
+    ($ctx:expr, $request:ident, $client:ident, $method:ident) => {
+        match $ctx.route_waiting().await {
+            $crate::context::Route::Here => $request,
+            $crate::context::Route::Leader { id, node } => {
+                if $crate::forward::is_forwarded(&$request) {
+                    return Err($crate::status::not_leader(Some((id, &node))));
+                }
+                let channel = $ctx.forwarder.channel(&node.client_address)?;
+                let limit = $ctx.config.server.grpc_message_bytes_max;
+                let mut client = $client::new(channel)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
+                let answer = tokio::select! {
+                    answer = client.$method($crate::forward::forwarded($request)) => answer,
+                    moved = $ctx.leader_changed(id) => {
+                        moved?;
                         return Err($crate::forward::leader_moved(&$ctx));
                     }
-                    // Never round again without time passing.
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                }
-                $crate::context::Route::NoLeader => {
-                    return Err($crate::status::not_leader(None));
-                }
+                };
+                return match answer {
+                    Ok(response) => Ok(response),
+                    // The leader's own answer.
+                    Err(status) if lockmgr_proto::error_detail(&status).is_some() => Err(status),
+                    // The link failed (the leader stopped or stepped down): name the next
+                    // leader once there is one.
+                    Err(status) => {
+                        let wait = $ctx.config.propose_timeout();
+                        match tokio::time::timeout(wait, $ctx.leader_changed(id)).await {
+                            Err(_) => Err($crate::forward::relayed(&$ctx, status)),
+                            Ok(Err(stopped)) => Err(stopped),
+                            Ok(Ok(())) => Err($crate::forward::leader_moved(&$ctx)),
+                        }
+                    }
+                };
             }
+            $crate::context::Route::NoLeader => return Err($crate::status::not_leader(None)),
         }
-    }};
+    };
 }
 
 pub(crate) use lead_or_forward;
