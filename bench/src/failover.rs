@@ -6,10 +6,10 @@
 //! Both systems are treated alike:
 //! - **The probe**: one client of the system's own library, given every member, connected
 //!   and answered once before the fault, holding a 60 s lease granted before it. After the
-//!   fault it asks for a lock on a fresh path, one attempt at a time; an attempt not
-//!   answered within 2 s is abandoned and the next starts at once (each library does its
-//!   own retries within an attempt: lockmgr's moves to another member after 1 s of
-//!   silence, etcd-client's balances over its endpoints).
+//!   fault it asks for a lock on a fresh path every 250 ms, as a busy service would, none
+//!   cancelled (each library does its own retries within an attempt: lockmgr's moves to
+//!   another member after 1 s of silence, etcd-client's balances over its endpoints); the
+//!   time is to the first attempt answered.
 //! - **The session**: a fresh client per trial holding one lock on a lease of the TTL,
 //!   kept alive the way the system's client keeps it. lockmgr: `lockmgr_client::Session`.
 //!   etcd: the Rust client has no session, so this is clientv3's (`concurrency.Session`,
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use crate::system::Result;
 
-/// How long an unanswered attempt of the probe is given.
-const ATTEMPT: Duration = Duration::from_secs(2);
+/// How often the probe starts another attempt while none has been answered.
+const ATTEMPT_EVERY: Duration = Duration::from_millis(250);
 /// A fault that no client gets past in this long fails the run.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
@@ -43,7 +43,7 @@ pub(crate) trait Faulty {
     fn restart(&mut self, index: usize) -> Result<()>;
     async fn probe(&self) -> Result<Self::Probe>;
     /// One lock on a fresh `path` with the probe's lease.
-    async fn probe_lock(&self, probe: &mut Self::Probe, path: &str) -> Result<()>;
+    async fn probe_lock(&self, probe: &Self::Probe, path: &str) -> Result<()>;
     /// A new client's session of `ttl` holding `path`.
     async fn keep(&self, ttl: Duration, path: &str) -> Result<Self::Kept>;
     /// The session's client has not declared it lost.
@@ -70,28 +70,34 @@ fn signal(pid: u32, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Attempts locks from `since` on until one is answered.
+/// Starts a lock attempt every [`ATTEMPT_EVERY`] from `since` on until one is answered.
 async fn first_answer<S: Faulty>(
     system: &S,
-    probe: &mut S::Probe,
+    probe: &S::Probe,
     trial: usize,
     since: Instant,
 ) -> Result<Duration> {
-    for attempt in 0.. {
-        let path = format!("/bench/failover/{trial}/probe-{attempt}");
-        let answered = tokio::time::timeout(ATTEMPT, system.probe_lock(probe, &path)).await;
-        if let Ok(Ok(())) = answered {
-            return Ok(since.elapsed());
-        }
-        if since.elapsed() > GIVE_UP {
-            return Err(format!("no lock answered within {GIVE_UP:?} of the fault").into());
-        }
-        if let Ok(Err(_)) = answered {
-            // An error answered at once (a refused connection): do not spin.
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    use futures_util::StreamExt;
+    let mut attempts = futures_util::stream::FuturesUnordered::new();
+    let mut next = 0;
+    let mut ticks = tokio::time::interval(ATTEMPT_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if since.elapsed() > GIVE_UP {
+                    return Err(format!("no lock answered within {GIVE_UP:?} of the fault").into());
+                }
+                let path = format!("/bench/failover/{trial}/probe-{next}");
+                next += 1;
+                attempts.push(async move { system.probe_lock(probe, &path).await });
+            }
+            Some(answered) = attempts.next() => {
+                if answered.is_ok() {
+                    return Ok(since.elapsed());
+                }
+            }
         }
     }
-    unreachable!("the loop returns")
 }
 
 pub(crate) async fn failover<S: Faulty>(
@@ -107,7 +113,7 @@ pub(crate) async fn failover<S: Faulty>(
         system.leader().await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut probe = system.probe().await?;
-        system.probe_lock(&mut probe, &format!("/bench/failover/{trial}/warm")).await?;
+        system.probe_lock(&probe, &format!("/bench/failover/{trial}/warm")).await?;
         let kept = system.keep(ttl, &format!("/bench/failover/{trial}/session")).await?;
         let phase = Duration::from_millis((trial as u64 * 277) % 1_000);
         tokio::time::sleep(ttl / 2 + phase).await;
@@ -120,7 +126,7 @@ pub(crate) async fn failover<S: Faulty>(
         } else {
             signal(pid, "-STOP")?;
         }
-        let waited = first_answer(system, &mut probe, trial, faulted).await;
+        let waited = first_answer(system, &probe, trial, faulted).await;
         let checked_at = faulted + if kill { ttl + Duration::from_secs(1) } else { pause };
         tokio::time::sleep_until(checked_at.into()).await;
         let survived = S::kept(&kept) && system.lease_alive(&mut probe, &kept).await?;
@@ -176,7 +182,7 @@ mod lockmgr {
     pub(crate) struct Probe {
         client: Client,
         lease_id: i64,
-        next_request_id: u64,
+        next_request_id: std::sync::atomic::AtomicU64,
     }
 
     pub(crate) struct Kept {
@@ -210,18 +216,19 @@ mod lockmgr {
         async fn probe(&self) -> Result<Probe> {
             let client = Client::connect(ClientConfig::new(self.cluster.endpoints())).await?;
             let lease_id = client.grant_lease(Duration::from_mins(1)).await?.lease_id;
-            Ok(Probe { client, lease_id, next_request_id: 1 })
+            Ok(Probe { client, lease_id, next_request_id: 1.into() })
         }
 
-        async fn probe_lock(&self, probe: &mut Probe, path: &str) -> Result<()> {
-            probe.next_request_id += 1;
+        async fn probe_lock(&self, probe: &Probe, path: &str) -> Result<()> {
+            let request_id =
+                probe.next_request_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let request = v1::LockRequest {
                 path: path.into(),
                 lease_id: probe.lease_id,
                 mode: v1::LockMode::Exclusive.into(),
                 wait_timeout_ms: 0,
                 holder_id: "failover-probe".into(),
-                request_id: probe.next_request_id,
+                request_id,
             };
             probe.client.lock(request).await?;
             Ok(())
@@ -383,8 +390,9 @@ mod etcd {
             Ok(Probe { client, lease })
         }
 
-        async fn probe_lock(&self, probe: &mut Probe, path: &str) -> Result<()> {
-            probe.client.lock(path, Some(LockOptions::new().with_lease(probe.lease))).await?;
+        async fn probe_lock(&self, probe: &Probe, path: &str) -> Result<()> {
+            let mut client = probe.client.clone();
+            client.lock(path, Some(LockOptions::new().with_lease(probe.lease))).await?;
             Ok(())
         }
 
@@ -402,7 +410,17 @@ mod etcd {
         }
 
         async fn lease_alive(&self, probe: &mut Probe, kept: &Kept) -> Result<bool> {
-            Ok(probe.client.lease_time_to_live(kept.lease, None).await?.ttl() > 0)
+            // As lockmgr's client does inside: ask again, elsewhere, for a while.
+            let started = Instant::now();
+            loop {
+                match probe.client.lease_time_to_live(kept.lease, None).await {
+                    Ok(answer) => return Ok(answer.ttl() > 0),
+                    Err(_) if started.elapsed() < Duration::from_secs(15) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
         }
     }
 }
