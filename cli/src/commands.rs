@@ -154,12 +154,14 @@ impl Ctl {
                     client_address,
                     learner_only: learner,
                 };
-                let members = self.client.add_member(request).await?.members;
-                self.show(&views::Members::from(&members[..]));
+                let added = self.client.add_member(request).await?;
+                warn_of(&added.warnings);
+                self.show(&views::Members::from(&added.members[..]));
             }
             ClusterCommand::Remove { node_id } => {
-                let members = self.client.remove_member(node_id).await?.members;
-                self.show(&views::Members::from(&members[..]));
+                let removed = self.client.remove_member(node_id).await?;
+                warn_of(&removed.warnings);
+                self.show(&views::Members::from(&removed.members[..]));
             }
             ClusterCommand::TransferLeader { node_id } => {
                 let leader_id = self.client.transfer_leader(node_id).await?.leader_id;
@@ -204,4 +206,11 @@ pub fn note_ttl(asked: Duration, granted: Duration) {
 /// A proto enum value as JSON shows it: `LOCK_MODE_EXCLUSIVE` is `exclusive`.
 pub fn enum_name(name: &str, prefix: &str) -> String {
     name.trim_start_matches(prefix).to_ascii_lowercase()
+}
+
+/// The server's warnings about an accepted change, on stderr (stdout keeps the answer).
+fn warn_of(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("lockmgr: warning: {warning}");
+    }
 }

@@ -122,7 +122,16 @@ async fn server(args: &ServerArgs) -> ExitCode {
             }
         }
     };
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match EnvFilter::try_new(&args.log) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!(
+                "lockmgr: invalid setting --log {:?}: {error} (a tracing filter such as \"info,lockmgr_server=debug\")",
+                args.log
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     lockmgr_server::logging::init(filter, args.log_format == LogFormat::Json, traces.as_ref());
     lockmgr_server::logging::set_node_id(config.node_id);
     let result = async {
@@ -149,20 +158,34 @@ async fn server(args: &ServerArgs) -> ExitCode {
     }
 }
 
-/// SIGTERM or Ctrl-C.
+/// SIGTERM or Ctrl-C. SIGHUP does not stop the server (a terminal closing, or an operator
+/// asking for a reload): it is logged, and nothing is reloaded yet.
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let Ok(mut terminate) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
             let _ = interrupt.await;
             return;
+        };
+        let mut hangup = signal(SignalKind::hangup()).ok();
+        let hangups = async {
+            match hangup.as_mut() {
+                Some(hangup) => {
+                    while hangup.recv().await.is_some() {
+                        tracing::info!(
+                            "SIGHUP received: the server keeps running (nothing is reloaded)"
+                        );
+                    }
+                }
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
+            () = hangups => {}
         }
     }
     #[cfg(not(unix))]

@@ -306,6 +306,8 @@ pub struct Status {
     pub locks: u64,
     pub leases: u64,
     pub is_learner: bool,
+    /// The cluster removed this member.
+    pub removed: bool,
     pub version: String,
 }
 
@@ -324,6 +326,7 @@ impl From<v1::StatusResponse> for Status {
             locks: status.locks,
             leases: status.leases,
             is_learner: status.is_learner,
+            removed: status.removed,
             version: status.version,
         }
     }
@@ -332,7 +335,7 @@ impl From<v1::StatusResponse> for Status {
 impl View for Status {
     fn human(&self) -> String {
         format!(
-            "node {} (cluster {}): leader {}, term {}, revision {}, committed {}, applied {}, snapshot {}, {} locks, {} leases{}",
+            "node {} (cluster {}): leader {}, term {}, revision {}, committed {}, applied {}, snapshot {}, {} locks, {} leases{}{}",
             self.node_id,
             self.cluster_id,
             self.leader_id,
@@ -343,7 +346,8 @@ impl View for Status {
             self.snapshot_index,
             self.locks,
             self.leases,
-            if self.is_learner { ", learner" } else { "" }
+            if self.is_learner { ", learner" } else { "" },
+            if self.removed { ", REMOVED from the cluster" } else { "" }
         )
     }
 }

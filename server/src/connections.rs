@@ -15,7 +15,7 @@ use tokio::{
     net::TcpStream,
 };
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
 
@@ -24,6 +24,8 @@ pub struct Counted {
     inner: TcpStream,
     remote: String,
     metrics: Arc<Metrics>,
+    /// The first read or write error, if the connection broke rather than closed.
+    broke: Option<io::ErrorKind>,
 }
 
 impl Counted {
@@ -31,14 +33,27 @@ impl Counted {
         let remote = inner.peer_addr().map_or_else(|_| "unknown".into(), |a| a.to_string());
         metrics.client_connections_current.inc();
         info!(client_id = %remote, remote_addr = %remote, "Client connected");
-        Counted { inner, remote, metrics }
+        Counted { inner, remote, metrics, broke: None }
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
         self.metrics.client_connections_current.dec();
-        warn!(client_id = %self.remote, reason = "connection closed", "Client disconnected");
+        // A client closing its connection is routine (every CLI call does it); one that
+        // broke off (reset, broken pipe) is worth an operator's look.
+        match self.broke {
+            Some(kind) => {
+                let reason = match kind {
+                    io::ErrorKind::ConnectionReset => "connection reset".to_owned(),
+                    other => other.to_string(),
+                };
+                warn!(client_id = %self.remote, reason, "Client disconnected");
+            }
+            None => {
+                debug!(client_id = %self.remote, reason = "connection closed", "Client disconnected");
+            }
+        }
     }
 }
 
@@ -48,7 +63,11 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Err(error)) = &polled {
+            self.broke.get_or_insert(error.kind());
+        }
+        polled
     }
 }
 
@@ -58,7 +77,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Err(error)) = &polled {
+            self.broke.get_or_insert(error.kind());
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -175,7 +175,9 @@ pub fn init(filter: EnvFilter, json: bool, traces: Option<&SdkTracerProvider>) {
     let logs = if json {
         tracing_subscriber::fmt::layer().event_format(SpecJson).with_writer(std::io::stderr).boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+        // Colour only for a person at a terminal, never into a file or a pipe.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).boxed()
     };
     let spans = traces
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("lockmgr")));

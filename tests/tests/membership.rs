@@ -2,17 +2,14 @@
 //! they hold: `cluster add` of an unreachable member, a removed member, a data directory
 //! started as another node, cluster or a blank joiner, a bad address.
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use lockmgr_client::{Error, proto as v1};
 use lockmgr_proto::{
     error_detail,
     v1::{ErrorReason, lock_service_client::LockServiceClient},
 };
-use lockmgr_tests::{Cluster, binary, free_port, http_get};
+use lockmgr_tests::{Cluster, free_port, http_get, refused_start};
 use tonic::Code;
 
 fn reason(error: &Error) -> (Option<Code>, i32) {
@@ -111,36 +108,6 @@ async fn a_removed_member_stops_campaigning_and_says_it_was_removed() {
     // The two left still serve.
     let session = client.session(Duration::from_secs(10)).await.unwrap();
     session.lock("/membership/two-left", Duration::from_secs(5)).await.unwrap();
-}
-
-/// Runs `lockmgr server ARGS` expecting it to refuse to start: its exit code and output.
-fn refused_start(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(binary())
-        .arg("server")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "lockmgr server {args:?} started rather than refusing: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
