@@ -300,12 +300,14 @@ impl Session<'_> {
             )),
             Err(status) => match error_detail(&status).map(|detail| detail.reason()) {
                 Some(ErrorReason::RequestIdReused) => None,
-                // Unavailable, lost, or the lease is gone: nothing to judge.
+                // Unavailable (no leader, not the leader, stopping, a member the cluster
+                // removed), lost, or the lease is gone: nothing to judge.
                 None
                 | Some(
                     ErrorReason::NoLeader
                     | ErrorReason::NotLeader
                     | ErrorReason::ShuttingDown
+                    | ErrorReason::MemberRemoved
                     | ErrorReason::DeadlineExceeded
                     | ErrorReason::LeaseNotFound,
                 ) => return,
