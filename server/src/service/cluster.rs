@@ -173,7 +173,7 @@ impl ClusterApi {
             let written = self
                 .ctx
                 .raft
-                .change_membership(ChangeMembers::AddVoterIds(voters.clone()), false)
+                .change_membership(ChangeMembers::AddVoterIds(voters), false)
                 .await
                 .map_err(|e| raft_failure(&e))?;
             self.settled(written.log_id.index).await;
