@@ -67,6 +67,10 @@ pub enum Command {
     /// Each endpoint's health or Raft status, dead ones included.
     #[command(subcommand)]
     Endpoint(EndpointCommand),
+    /// Backups: save the cluster's state to a file, check a file, restore one into a new
+    /// cluster.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Print a shell completion script: `source <(lockmgr completion bash)`.
     Completion {
         /// The shell.
@@ -131,6 +135,12 @@ pub struct ServerArgs {
     /// Log lines as text or as JSON objects.
     #[arg(long, env = "LOCKMGR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Disaster recovery when a majority is lost for good: make this member the only voter
+    /// of its cluster, with all its data (every entry in its log applied), then add new
+    /// members with `lockmgr cluster add`. Never start the former members with their old
+    /// data again. Does nothing on a member that already is alone.
+    #[arg(long)]
+    pub force_new_cluster: bool,
     #[command(flatten)]
     pub client_flags: ClientFlagsOfServer,
 }
@@ -324,6 +334,40 @@ pub struct WatchArgs {
     /// Replay events from this revision (0: only new events).
     #[arg(long, default_value_t = 0)]
     pub from: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a backup of the whole state from the leader to FILE (every write acknowledged
+    /// before the call is in it), checked, then written whole: `lockmgr snapshot save
+    /// backup.lkmb`.
+    Save {
+        /// Where the backup goes (replaced if it exists).
+        file: PathBuf,
+    },
+    /// Check a backup file and say what it holds: size, SHA-256, revision, counts.
+    Status {
+        /// The backup file.
+        file: PathBuf,
+    },
+    /// Write a new data directory from a backup, for one founding member of a new
+    /// cluster; run it for each member with the flags it will be started with, e.g.
+    /// `lockmgr snapshot restore backup.lkmb --data-dir d1 --node-id 1 --initial-cluster
+    /// 1=127.0.0.1:7071/127.0.0.1:7070,...`, then `lockmgr server` with the same flags.
+    Restore(Box<RestoreArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    /// Move the revision, and so every fencing token handed out from now on, this far
+    /// ahead: for a backup older than the tokens the old cluster handed out since (the
+    /// same value on every member).
+    #[arg(long, default_value_t = 0)]
+    pub bump_revision: u64,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ mod commands;
 mod endpoint;
 mod exit;
 mod lock;
+mod snapshot;
 mod supervise;
 mod views;
 mod watch;
@@ -17,7 +18,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use crate::{
-    args::{Cli, Command, LogFormat, Output, ServerArgs},
+    args::{Cli, Command, LogFormat, Output, ServerArgs, SnapshotCommand},
     commands::{Ctl, Timeouts},
     exit::{EXIT_FAILURE, EXIT_USAGE},
 };
@@ -44,6 +45,12 @@ async fn run(cli: Cli) -> ExitCode {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "lockmgr", &mut std::io::stdout());
             return ExitCode::SUCCESS;
+        }
+        Command::Snapshot(SnapshotCommand::Status { file }) => {
+            return offline(output, snapshot::status(&file));
+        }
+        Command::Snapshot(SnapshotCommand::Restore(args)) => {
+            return offline(output, snapshot::restore(&args));
         }
         Command::Fence(_) => EXIT_USAGE,
         _ => EXIT_FAILURE,
@@ -74,6 +81,28 @@ fn report(output: Output, error: &lockmgr_client::Error) {
     }
 }
 
+/// The answer of a command that needs no cluster: its view, or its error (status 1).
+fn offline(output: Output, result: Result<impl crate::views::View, snapshot::Failure>) -> ExitCode {
+    match result {
+        Ok(view) => {
+            match output {
+                Output::Human => commands::write_stdout(&view.human()),
+                Output::Json => commands::write_stdout(
+                    &serde_json::to_string(&view).expect("plain structs serialize"),
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            match output {
+                Output::Human => eprintln!("lockmgr: {message}"),
+                Output::Json => eprintln!("{}", serde_json::json!({"error": {"message": message}})),
+            }
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 async fn client(
     endpoints: Vec<String>,
     output: Output,
@@ -82,7 +111,12 @@ async fn client(
 ) -> Result<ExitCode, lockmgr_client::Error> {
     let ctl = Ctl::new(endpoints, output, timeouts)?;
     match command {
-        Command::Server(_) | Command::Completion { .. } => unreachable!("handled by run"),
+        Command::Server(_)
+        | Command::Completion { .. }
+        | Command::Snapshot(SnapshotCommand::Status { .. } | SnapshotCommand::Restore(_)) => {
+            unreachable!("handled by run")
+        }
+        Command::Snapshot(SnapshotCommand::Save { file }) => ctl.save_snapshot(&file).await?,
         Command::Lock(args) => return ctl.lock(args).await,
         Command::Lease(command) => ctl.lease(command).await?,
         Command::Locks(command) => ctl.locks(command).await?,
@@ -110,6 +144,13 @@ async fn server(args: &ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.force_new_cluster && data_dir == lockmgr_server::identity::DataDir::Fresh {
+        eprintln!(
+            "lockmgr: {} holds no Raft state to recover: --force-new-cluster starts a survivor from its own data",
+            config.data_dir.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     let traces = match config.tracing.otlp_endpoint.as_str() {
         "" => None,
         endpoint => {
@@ -142,6 +183,10 @@ async fn server(args: &ServerArgs) -> ExitCode {
             }
         })?;
         let disk = lockmgr_server::open_disk(&config.data_dir)?;
+        if args.force_new_cluster {
+            lockmgr_server::recovery::force_new_cluster(&config, &*disk)
+                .map_err(|e| lockmgr_server::NodeError::ForceNewCluster(e.to_string()))?;
+        }
         let node = lockmgr_server::start(config, disk).await?;
         lockmgr_server::serve(node, shutdown_signal()).await
     }

@@ -390,6 +390,26 @@ impl Client {
         .await
     }
 
+    /// A backup file of the cluster's whole state, from the leader: every write
+    /// acknowledged before the call is in it. A stream broken off is asked for again.
+    pub async fn save_snapshot(&self) -> Result<Vec<u8>, Error> {
+        self.retrying_within(MEMBERSHIP_PATIENCE, |c| async move {
+            let mut stream = ClusterServiceClient::new(c)
+                .save_snapshot(v1::SaveSnapshotRequest {})
+                .await?
+                .into_inner();
+            let mut bytes = Vec::new();
+            while let Some(message) = stream.message().await? {
+                bytes.extend_from_slice(&message.chunk);
+                if message.remaining_bytes == 0 {
+                    return Ok(bytes);
+                }
+            }
+            Err(Status::unavailable("the backup stream ended before its last message"))
+        })
+        .await
+    }
+
     /// Moves on from `address`, which did not answer in time: the next member is asked.
     pub(crate) fn skip(&self, address: &str) {
         if self.preferred() == address {

@@ -57,6 +57,14 @@ impl StateMachine {
         &self.limits
     }
 
+    /// Moves the revision (and so every later fencing token) `by` ahead: for a state
+    /// restored from a backup while the cluster it came from may have handed out tokens
+    /// after the backup was taken (etcd's `--bump-revision`). Not a command: it is done
+    /// to a backup before any member starts from it, the same on every member.
+    pub fn skip_revisions(&mut self, by: u64) {
+        self.state.revision = self.state.revision.saturating_add(by);
+    }
+
     /// Applies one committed command.
     pub fn apply(&mut self, command: &Command) -> Applied {
         let mut events = Vec::new();

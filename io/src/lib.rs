@@ -2,6 +2,7 @@
 //! state machine on a [`Disk`] (fjall in production, an in-memory disk in simulation),
 //! and the Raft network over tonic.
 
+pub mod backup;
 mod disk;
 mod log_store;
 mod mem_disk;

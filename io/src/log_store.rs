@@ -21,9 +21,9 @@ use crate::{
     types::{Entry, LogId, TypeConfig, Vote},
 };
 
-const VOTE: &[u8] = b"vote";
-const COMMITTED: &[u8] = b"committed";
-const LAST_PURGED: &[u8] = b"last_purged";
+pub(crate) const VOTE: &[u8] = b"vote";
+pub(crate) const COMMITTED: &[u8] = b"committed";
+pub(crate) const LAST_PURGED: &[u8] = b"last_purged";
 
 /// Most entries read in one go (a range read beyond it is cut short; openraft asks again).
 const READ_BATCH_MAX: usize = 4_096;

@@ -118,13 +118,17 @@ impl<O: ApplyObserver> StateMachineStore<O> {
     }
 }
 
-fn load_snapshot(disk: &dyn Disk) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
+pub(crate) fn load_snapshot(disk: &dyn Disk) -> io::Result<Option<(SnapshotMeta, Vec<u8>)>> {
     disk.get(Space::Snapshot, CURRENT)?.map(|bytes| decode(&bytes)).transpose()
 }
 
+/// The write that makes `data`, as of `meta`, the current snapshot.
+pub(crate) fn snapshot_op(meta: &SnapshotMeta, data: &[u8]) -> io::Result<Op> {
+    Ok(Op::Put(Space::Snapshot, CURRENT.to_vec(), encode(&(meta, data))?))
+}
+
 fn save_snapshot(disk: &dyn Disk, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-    let bytes = encode(&(meta, data))?;
-    disk.commit(vec![Op::Put(Space::Snapshot, CURRENT.to_vec(), bytes)])
+    disk.commit(vec![snapshot_op(meta, data)?])
 }
 
 impl<O: ApplyObserver> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<O> {

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 mod proposer;
+pub mod recovery;
 mod removal;
 pub mod service;
 mod status;

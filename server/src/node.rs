@@ -41,6 +41,8 @@ pub enum NodeError {
     Address { name: &'static str, address: String },
     #[error("cannot serve on {address}: {message}")]
     Serve { address: SocketAddr, message: String },
+    #[error("cannot force a new cluster: {0}")]
+    ForceNewCluster(String),
     #[error(
         "raft stopped: {0} (the node stops rather than risk serving a state it could not persist)"
     )]
@@ -156,28 +158,29 @@ pub async fn start_tapped(
     Ok(ctx)
 }
 
-async fn bootstrap(config: &ServerConfig, raft: &Raft) -> Result<(), NodeError> {
-    if config.join || raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
-        return Ok(());
-    }
+/// The founding members, as `initial_cluster` names them, or this node alone.
+pub(crate) fn founders(config: &ServerConfig) -> Result<BTreeMap<u64, NodeInfo>, NodeError> {
     let members = config.members()?;
-    let nodes: BTreeMap<u64, NodeInfo> = if members.is_empty() {
+    if members.is_empty() {
         let node = NodeInfo {
             peer_address: config.advertised_peer_address().into(),
             client_address: config.advertised_client_address().into(),
         };
-        BTreeMap::from([(config.node_id, node)])
-    } else {
-        members
-            .into_iter()
-            .map(|m| {
-                (
-                    m.node_id,
-                    NodeInfo { peer_address: m.peer_address, client_address: m.client_address },
-                )
-            })
-            .collect()
-    };
+        return Ok(BTreeMap::from([(config.node_id, node)]));
+    }
+    Ok(members
+        .into_iter()
+        .map(|m| {
+            (m.node_id, NodeInfo { peer_address: m.peer_address, client_address: m.client_address })
+        })
+        .collect())
+}
+
+async fn bootstrap(config: &ServerConfig, raft: &Raft) -> Result<(), NodeError> {
+    if config.join || raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        return Ok(());
+    }
+    let nodes = founders(config)?;
     info!(members = ?nodes.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
     match raft.initialize(nodes).await {
         // NotAllowed: another founding member got there first; the membership arrives

@@ -128,6 +128,16 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `size` founding members with `extra_args` passed to each server.
     pub fn start(size: usize, extra_args: &[&str]) -> Cluster {
+        let mut cluster = Cluster::new(size, extra_args);
+        for index in 0..size {
+            cluster.spawn(index, false, &[]);
+        }
+        cluster
+    }
+
+    /// `size` founding members' addresses and directories, none started
+    /// ([`Cluster::start_member`] starts one).
+    pub fn new(size: usize, extra_args: &[&str]) -> Cluster {
         let root = tempfile::tempdir().expect("a temporary directory");
         let members: Vec<Member> = (1..=size as u64)
             .map(|node_id| Member {
@@ -140,18 +150,17 @@ impl Cluster {
                 log: root.path().join(format!("node-{node_id}.log")),
             })
             .collect();
-        let mut cluster = Cluster {
-            members,
-            root,
-            extra_args: extra_args.iter().map(ToString::to_string).collect(),
-        };
-        for index in 0..size {
-            cluster.spawn(index, false);
-        }
-        cluster
+        Cluster { members, root, extra_args: extra_args.iter().map(ToString::to_string).collect() }
     }
 
-    fn initial_cluster(&self) -> String {
+    /// Starts a member as a founding member, with `once` added to its arguments this time.
+    pub fn start_member(&mut self, index: usize, once: &[&str]) {
+        self.kill(index);
+        self.spawn(index, false, once);
+    }
+
+    /// `ID=PEER/CLIENT,...` of every member, as `--initial-cluster` takes it.
+    pub fn initial_cluster(&self) -> String {
         self.members
             .iter()
             .map(|m| format!("{}={}/{}", m.node_id, m.peer_address, m.client_address))
@@ -159,7 +168,7 @@ impl Cluster {
             .join(",")
     }
 
-    fn spawn(&mut self, index: usize, join: bool) {
+    fn spawn(&mut self, index: usize, join: bool, once: &[&str]) {
         let initial_cluster = self.initial_cluster();
         let member = &mut self.members[index];
         let log = std::fs::OpenOptions::new()
@@ -183,7 +192,7 @@ impl Cluster {
         } else {
             command.args(["--initial-cluster", &initial_cluster]);
         }
-        command.args(&self.extra_args);
+        command.args(&self.extra_args).args(once);
         let child = command
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
@@ -203,14 +212,14 @@ impl Cluster {
     /// Starts a killed member again on its data directory.
     pub fn restart(&mut self, index: usize) {
         self.kill(index);
-        self.spawn(index, false);
+        self.spawn(index, false, &[]);
     }
 
     /// Kills a member, wipes its data, and starts it empty, waiting to be added.
     pub fn wipe_and_start_joining(&mut self, index: usize) {
         self.kill(index);
         let _ = std::fs::remove_dir_all(&self.members[index].data_dir);
-        self.spawn(index, true);
+        self.spawn(index, true, &[]);
     }
 
     pub fn endpoints(&self) -> Vec<String> {

@@ -1,13 +1,15 @@
 //! `ClusterService`: status, membership (learner first, then voter), leadership transfer.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{collections::BTreeSet, pin::Pin, time::Duration};
+
+use futures_util::Stream;
 
 use lockmgr_io::NodeInfo;
 use lockmgr_proto::v1::{
     AddMemberRequest, AddMemberResponse, ErrorReason, ListMembersRequest, ListMembersResponse,
-    Member, RemoveMemberRequest, RemoveMemberResponse, StatusRequest, StatusResponse,
-    TransferLeaderRequest, TransferLeaderResponse, cluster_service_client::ClusterServiceClient,
-    cluster_service_server::ClusterService,
+    Member, RemoveMemberRequest, RemoveMemberResponse, SaveSnapshotRequest, SaveSnapshotResponse,
+    StatusRequest, StatusResponse, TransferLeaderRequest, TransferLeaderResponse,
+    cluster_service_client::ClusterServiceClient, cluster_service_server::ClusterService,
 };
 use openraft::{ChangeMembers, async_runtime::WatchReceiver, error::RaftError};
 use tonic::{Code, Request, Response, Status};
@@ -356,8 +358,69 @@ impl ClusterApi {
     }
 }
 
+/// The size of one message of a backup stream.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+type SaveSnapshotStream = Pin<Box<dyn Stream<Item = Result<SaveSnapshotResponse, Status>> + Send>>;
+
+impl ClusterApi {
+    /// The backup file's bytes, as of a read barrier: every write acknowledged before the
+    /// call is in it. Encoded under the replica's lock, so it is one applied state.
+    async fn save_snapshot_rpc(
+        &self,
+        _request: Request<SaveSnapshotRequest>,
+    ) -> Result<Response<SaveSnapshotStream>, Status> {
+        crate::service::read_barrier(&self.ctx).await?;
+        let taken_at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let (bytes, revision, index) = {
+            let replica = self.ctx.store.lock();
+            let bytes = lockmgr_io::backup::encode_backup(
+                &replica.machine,
+                replica.last_applied,
+                self.ctx.config.cluster_id,
+                self.ctx.node_id,
+                taken_at_unix_ms,
+            );
+            (bytes, replica.machine.revision(), replica.last_applied.map_or(0, |id| id.index))
+        };
+        info!(revision, index, bytes = bytes.len(), "backup taken");
+        let header = self.ctx.header(revision);
+        let total = bytes.len();
+        let messages: Vec<Result<SaveSnapshotResponse, Status>> = bytes
+            .chunks(SNAPSHOT_CHUNK_BYTES)
+            .enumerate()
+            .map(|(at, chunk)| {
+                let end = (at * SNAPSHOT_CHUNK_BYTES + chunk.len()) as u64;
+                Ok(SaveSnapshotResponse {
+                    header: if at == 0 { header } else { None },
+                    chunk: chunk.to_vec(),
+                    remaining_bytes: total as u64 - end,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures_util::stream::iter(messages))))
+    }
+}
+
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
+    type SaveSnapshotStream = SaveSnapshotStream;
+
+    async fn save_snapshot(
+        &self,
+        request: Request<SaveSnapshotRequest>,
+    ) -> Result<Response<SaveSnapshotStream>, Status> {
+        self.ctx
+            .observe(
+                "SaveSnapshot",
+                crate::context::trace_parent(&request),
+                self.save_snapshot_rpc(request),
+            )
+            .await
+    }
+
     async fn status(
         &self,
         request: Request<StatusRequest>,
