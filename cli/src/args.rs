@@ -125,13 +125,11 @@ pub struct ServerArgs {
     /// of the config file].
     #[arg(long, env = "LOCKMGR_SNAPSHOT_INTERVAL_ENTRIES")]
     pub snapshot_interval_entries: Option<u64>,
-    /// Log filter (`info`, `debug`, `lockmgr_server=debug,openraft=warn`, ...).
-    #[arg(
-        long,
-        env = "LOCKMGR_LOG",
-        default_value = "info,openraft=warn,fjall=warn,lsm_tree=warn"
-    )]
-    pub log: String,
+    /// Log filter (`info`, `debug`, `lockmgr_server=debug,openraft=warn`, ...); given
+    /// here it is fixed for the run, while `[log] filter` in the config file is read again
+    /// on SIGHUP [default: info,openraft=warn,fjall=warn,lsm_tree=warn].
+    #[arg(long, env = "LOCKMGR_LOG")]
+    pub log: Option<String>,
     /// Log lines as text or as JSON objects.
     #[arg(long, env = "LOCKMGR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -203,6 +201,9 @@ impl ServerArgs {
         }
         if let Some(delay) = self.lock_delay {
             config.limits.lock_delay_ms = delay.as_millis() as u64;
+        }
+        if let Some(filter) = &self.log {
+            config.log.filter.clone_from(filter);
         }
         if let Some(entries) = self.snapshot_interval_entries {
             config.raft.snapshot_interval_entries = entries;

@@ -163,17 +163,12 @@ async fn server(args: &ServerArgs) -> ExitCode {
             }
         }
     };
-    let filter = match EnvFilter::try_new(&args.log) {
-        Ok(filter) => filter,
-        Err(error) => {
-            eprintln!(
-                "lockmgr: invalid setting --log {:?}: {error} (a tracing filter such as \"info,lockmgr_server=debug\")",
-                args.log
-            );
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    lockmgr_server::logging::init(filter, args.log_format == LogFormat::Json, traces.as_ref());
+    // The configuration validated the filter.
+    let filter = EnvFilter::try_new(&config.log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter_handle =
+        lockmgr_server::logging::init(filter, args.log_format == LogFormat::Json, traces.as_ref());
+    let reload =
+        Reload { handle: filter_handle, file: args.config.clone(), pinned: args.log.is_some() };
     lockmgr_server::logging::set_node_id(config.node_id);
     let result = async {
         lockmgr_server::identity::record(&config, &data_dir).map_err(|source| {
@@ -188,7 +183,7 @@ async fn server(args: &ServerArgs) -> ExitCode {
                 .map_err(|e| lockmgr_server::NodeError::ForceNewCluster(e.to_string()))?;
         }
         let node = lockmgr_server::start(config, disk).await?;
-        lockmgr_server::serve(node, shutdown_signal()).await
+        lockmgr_server::serve(node, shutdown_signal(reload)).await
     }
     .await;
     if let Some(provider) = traces {
@@ -203,9 +198,49 @@ async fn server(args: &ServerArgs) -> ExitCode {
     }
 }
 
+/// What SIGHUP reloads: the log filter, from the config file's `[log] filter`, unless
+/// `--log` (or `LOCKMGR_LOG`) pinned it for the run.
+struct Reload {
+    handle: lockmgr_server::logging::FilterHandle,
+    file: Option<std::path::PathBuf>,
+    pinned: bool,
+}
+
+impl Reload {
+    fn reload(&self) {
+        if self.pinned {
+            tracing::info!(
+                "SIGHUP received: the log filter was given by --log or LOCKMGR_LOG and stays; set [log] filter in the config file to change it on SIGHUP"
+            );
+            return;
+        }
+        let Some(file) = &self.file else {
+            tracing::info!("SIGHUP received: no config file to reload (--config); nothing changed");
+            return;
+        };
+        let config = match lockmgr_server::config::ServerConfig::from_file(file) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::warn!(%error, "SIGHUP received: the config file does not load; nothing changed");
+                return;
+            }
+        };
+        match self.handle.set(&config.log.filter) {
+            Ok(()) => {
+                tracing::info!(filter = %config.log.filter, "SIGHUP received: log filter reloaded");
+            }
+            Err(error) => tracing::warn!(
+                filter = %config.log.filter,
+                %error,
+                "SIGHUP received: the new log filter is not valid; the old one stays"
+            ),
+        }
+    }
+}
+
 /// SIGTERM or Ctrl-C. SIGHUP does not stop the server (a terminal closing, or an operator
-/// asking for a reload): it is logged, and nothing is reloaded yet.
-async fn shutdown_signal() {
+/// asking for a reload): it reloads what can be reloaded (`Reload`).
+async fn shutdown_signal(reload: Reload) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -219,9 +254,7 @@ async fn shutdown_signal() {
             match hangup.as_mut() {
                 Some(hangup) => {
                     while hangup.recv().await.is_some() {
-                        tracing::info!(
-                            "SIGHUP received: the server keeps running (nothing is reloaded)"
-                        );
+                        reload.reload();
                     }
                 }
                 None => std::future::pending().await,
@@ -234,5 +267,8 @@ async fn shutdown_signal() {
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    {
+        let _ = reload;
+        let _ = interrupt.await;
+    }
 }

@@ -32,6 +32,24 @@ pub struct ServerConfig {
     pub server: ServiceSettings,
     pub metrics: MetricsSettings,
     pub tracing: TracingSettings,
+    pub log: LogSettings,
+}
+
+/// The log filter when `--log` / `LOCKMGR_LOG` does not give one.
+pub const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,fjall=warn,lsm_tree=warn";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter (`info`, `info,lockmgr_server=debug`). Read again on SIGHUP: the
+    /// way to change it without a restart (a `--log` flag pins it instead).
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { filter: DEFAULT_LOG_FILTER.into() }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +168,7 @@ impl Default for ServerConfig {
             server: ServiceSettings::default(),
             metrics: MetricsSettings::default(),
             tracing: TracingSettings::default(),
+            log: LogSettings::default(),
         }
     }
 }
@@ -255,6 +274,15 @@ impl ServerConfig {
         let invalid = |name, rule: &str| Err(ConfigError::Invalid { name, rule: rule.into() });
         if self.node_id == 0 {
             return invalid("node_id", "must be at least 1");
+        }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::Invalid {
+                name: "log.filter",
+                rule: format!(
+                    "{:?} is not a tracing filter ({error}); e.g. \"info,lockmgr_server=debug\"",
+                    self.log.filter
+                ),
+            });
         }
         self.limits.validate().map_err(|e| ConfigError::Invalid { name: e.name, rule: e.rule })?;
         let raft = &self.raft;

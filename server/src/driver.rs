@@ -18,6 +18,9 @@ use crate::{
     proposer::propose,
 };
 
+/// How long "Lost leadership" waits to name the new leader before it says "unknown".
+const LOST_LEADER_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Runs until `shutdown` turns true.
 pub async fn run(
     ctx: SharedCtx,
@@ -27,6 +30,9 @@ pub async fn run(
     let mut metrics = ctx.raft.metrics();
     let mut leading_term: Option<u64> = None;
     let mut known_leader: Option<u64> = None;
+    // Leadership lost in this term, since then, not logged yet: "Lost leadership" names
+    // the new leader, which a stepping-down leader rarely knows at once.
+    let mut lost: Option<(u64, tokio::time::Instant)> = None;
     loop {
         let (leads, term, leader) = {
             let m = metrics.borrow_watched();
@@ -37,6 +43,21 @@ pub async fn run(
         if leader.is_some() && leader != known_leader {
             ctx.metrics.raft_leader_changes_total.inc();
             known_leader = leader;
+        }
+        if let Some((lost_term, since)) = lost {
+            let successor = leader.filter(|id| *id != ctx.node_id);
+            if let Some(new_leader) = successor {
+                info!(term = lost_term, node = ctx.node_id, new_leader, "Lost leadership");
+                lost = None;
+            } else if leads || since.elapsed() >= LOST_LEADER_PATIENCE {
+                info!(
+                    term = lost_term,
+                    node = ctx.node_id,
+                    new_leader = "unknown",
+                    "Lost leadership"
+                );
+                lost = None;
+            }
         }
         if leads && leading_term != Some(term) {
             // Leading a new term without having been seen to lose the old one (the metrics
@@ -56,14 +77,9 @@ pub async fn run(
             }
         } else if !leads && leading_term.is_some() {
             demote(&ctx);
-            let new_leader = metrics.borrow_watched().current_leader;
-            info!(
-                term = leading_term.unwrap_or(term),
-                node = ctx.node_id,
-                ?new_leader,
-                "Lost leadership"
-            );
+            lost = Some((leading_term.unwrap_or(term), tokio::time::Instant::now()));
             leading_term = None;
+            continue;
         }
         let next_ms = if leading_term.is_some() { tick(&ctx).await } else { None };
         let wake_at = next_ms.map_or_else(

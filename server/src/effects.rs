@@ -126,8 +126,13 @@ impl Effects {
                     log_acquired(path, holder, watch.lease_id.0, watch.revision, waited_ms);
                 }
                 if let WatchEventKind::Released { token, reason } = watch.kind {
-                    tracing::info!(lock_path = %watch.path, holder = %watch.holder_id, lease_id = watch.lease_id.0,
-                        fencing_token = token, reason = ?reason, "Lock released");
+                    let reason = match reason {
+                        lockmgr_core::ReleaseReason::Released => "released",
+                        lockmgr_core::ReleaseReason::Revoked => "revoked",
+                        lockmgr_core::ReleaseReason::Expired => "expired",
+                    };
+                    tracing::info!(lock_path = %watch.path, holder_id = %watch.holder_id, lease_id = watch.lease_id.0,
+                        fencing_token = token, reason, "Lock released");
                     let label = metrics.paths.label(watch.path.as_str());
                     metrics.lock_release_total.with_label_values(&[&label]).inc();
                     if let Some(began_ms) = self.began_ms.get(&token) {

@@ -170,7 +170,22 @@ pub fn otlp_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProv
 
 /// Installs the process-wide subscriber: logs in `json` or text, and spans to `traces`
 /// when given. W3C `traceparent` is the propagation format.
-pub fn init(filter: EnvFilter, json: bool, traces: Option<&SdkTracerProvider>) {
+/// Changes the running log filter (SIGHUP).
+#[derive(Clone, Debug)]
+pub struct FilterHandle(
+    tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+);
+
+impl FilterHandle {
+    /// Replaces the filter with `filter`, which must parse; the old one stays otherwise.
+    pub fn set(&self, filter: &str) -> Result<(), String> {
+        let filter = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+        self.0.reload(filter).map_err(|e| e.to_string())
+    }
+}
+
+pub fn init(filter: EnvFilter, json: bool, traces: Option<&SdkTracerProvider>) -> FilterHandle {
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let logs = if json {
         tracing_subscriber::fmt::layer().event_format(SpecJson).with_writer(std::io::stderr).boxed()
@@ -183,6 +198,7 @@ pub fn init(filter: EnvFilter, json: bool, traces: Option<&SdkTracerProvider>) {
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("lockmgr")));
     // A second initialisation (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(filter).with(logs).with(spans).try_init();
+    FilterHandle(handle)
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ impl Cluster {
             .args(["--client-address", &member.client_address])
             .args(["--peer-address", &member.peer_address])
             .args(["--metrics-address", &member.metrics_address]);
-        if !self.extra_args.iter().any(|arg| arg == "--log") {
+        if !self.extra_args.iter().any(|arg| arg == "--log" || arg == "--config") {
             command.args(["--log", "info,openraft=warn,fjall=warn,lsm_tree=warn"]);
         }
         if join {

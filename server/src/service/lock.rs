@@ -173,7 +173,7 @@ fn acquire_status(result: &Result<Response<LockResponse>, Status>) -> &'static s
 fn wait_ended(request: &LockRequest, reason: DequeueReason) -> Status {
     match reason {
         DequeueReason::WaitTimeout => {
-            warn!(lock_path = %request.path, waiter = %request.holder_id, wait_time_ms = request.wait_timeout_ms, "Lock wait timeout");
+            warn!(lock_path = %request.path, holder_id = %request.holder_id, wait_time_ms = request.wait_timeout_ms, "Lock wait timeout");
             status::error(
                 Code::DeadlineExceeded,
                 ErrorReason::WaitTimeout,
