@@ -1,7 +1,7 @@
 """A watch (synchronous): an iterator of lock events that survives its member.
 
-A watch asked "from now" first reads the member's revision (``Status``) and watches from
-the one after it, so that it always knows where to resume: if the stream fails with a
+A watch asked "from now" first reads the member's revision (``Status``, when it is
+created) and watches from the one after it, so that it always knows where to resume: if the stream fails with a
 retryable status (the member stopped, or is being replaced), it is reopened on the next
 member after the last event it delivered, as ``lockmgr watch`` does, within the client's
 retry budget. A compaction notice ends it with :class:`WatchCompacted`.
@@ -39,6 +39,9 @@ class Watch:
         self._call: Any = None
         self._pending: collections.deque[Event] = collections.deque()
         self._cancelled = False
+        if self.next_revision == 0:
+            # "From now" is from this call: the member's revision now, plus one.
+            self.next_revision = client.status().header.revision + 1
 
     def __iter__(self) -> Iterator[Event]:
         return self
@@ -61,9 +64,6 @@ class Watch:
 
     def _open(self) -> None:
         client = self._client
-        if self.next_revision == 0:
-            status = client.status()
-            self.next_revision = status.header.revision + 1
         request = pb.WatchRequest(
             path=self._path, prefix=self._prefix, start_revision=self.next_revision
         )

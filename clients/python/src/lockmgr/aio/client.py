@@ -253,7 +253,9 @@ class Client:
 
     def watch(self, path: str = "/", *, exact: bool = False, start_revision: int = 0) -> Watch:
         """An async iterator of the lock events under ``path`` (see
-        :meth:`lockmgr.Client.watch`); ``async with`` or ``cancel()`` ends it."""
+        :meth:`lockmgr.Client.watch`). "From now" (``start_revision=0``) is from entering
+        its ``async with`` block (or ``await watch.start()``, else its first iteration);
+        the end of the block or ``cancel()`` ends it."""
         return Watch(self, path, prefix=not exact, start_revision=start_revision)
 
     # --- the cluster ---

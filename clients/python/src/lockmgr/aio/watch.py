@@ -36,7 +36,14 @@ class Watch:
         return self
 
     async def __aenter__(self) -> Watch:
+        await self.start()
         return self
+
+    async def start(self) -> None:
+        """Fixes where "from now" starts (the member's revision plus one): entering
+        ``async with`` does it, else the first iteration."""
+        if self.next_revision == 0:
+            self.next_revision = (await self._client.status()).header.revision + 1
 
     async def __aexit__(
         self,
@@ -53,9 +60,7 @@ class Watch:
 
     async def _open(self) -> grpc.aio.UnaryStreamCall[pb.WatchRequest, pb.WatchResponse]:
         client = self._client
-        if self.next_revision == 0:
-            status = await client.status()
-            self.next_revision = status.header.revision + 1
+        await self.start()
         request = pb.WatchRequest(
             path=self._path, prefix=self._prefix, start_revision=self.next_revision
         )
