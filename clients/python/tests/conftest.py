@@ -138,13 +138,15 @@ class Cluster:
     def member(self, node_id: int) -> Member:
         return next(m for m in self.members if m.node_id == node_id)
 
-    def wait_for_leader(self, timeout: float = READY_TIMEOUT_S) -> int:
-        """Waits until every running member names the same leader; its node id."""
+    def wait_for_leader(self, timeout: float = READY_TIMEOUT_S, other_than: int = 0) -> int:
+        """Waits until every running member names the same leader (not ``other_than``);
+        its node id."""
         deadline = time.monotonic() + timeout
         while True:
             running = [m for m in self.members if m.running]
             leaders = [m.leader_id() for m in running]
-            if leaders and leaders[0] and all(leader == leaders[0] for leader in leaders):
+            agreed = leaders and leaders[0] and all(leader == leaders[0] for leader in leaders)
+            if agreed and leaders[0] != other_than:
                 assert leaders[0] is not None
                 return leaders[0]
             for member in self.members:
