@@ -15,6 +15,11 @@ need() { # need <command> <Debian package>
       || { $sudo apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$2" >/dev/null; }
   fi
 }
+need_pkg() { # need_pkg <Debian package>: installs it (a package with no command to test for)
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$1" >/dev/null \
+    || { $sudo apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$1" >/dev/null; }
+}
 need promtool prometheus
 need protoc protobuf-compiler
 need etcd etcd-server
@@ -40,6 +45,15 @@ cargo build --locked -p lockmgr-cli --bin lockmgr
 step "tests"
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo nextest run --locked --workspace --no-fail-fast
+
+step "Python client (clients/python): a fresh venv, stubs current with the .proto, mypy --strict, pytest against the lockmgr binary"
+python3 -c "import ensurepip, venv" 2>/dev/null || need_pkg python3-venv  # Debian splits venv out
+rm -rf target/pyenv
+python3 -m venv target/pyenv
+target/pyenv/bin/pip install -q --disable-pip-version-check "./clients/python[test]"
+target/pyenv/bin/python clients/python/scripts/generate_stubs.py --check
+(cd clients/python && ../../target/pyenv/bin/mypy)
+(cd clients/python && LOCKMGR_BIN="$PWD/../../target/debug/lockmgr" ../../target/pyenv/bin/pytest -q -p no:cacheprovider)
 
 step "benchmark smoke run: every workload, lockmgr and etcd, a second or a few hundred items each"
 cargo build --locked -p lockmgr-bench

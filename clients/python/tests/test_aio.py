@@ -1,0 +1,173 @@
+"""The asyncio client against a real single-node server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import grpc.aio
+import pytest
+
+import lockmgr
+import lockmgr.aio
+from lockmgr.v1 import lockmgr_pb2 as pb
+
+WAIT_S = 60.0
+
+
+@pytest.fixture()
+async def client(endpoint: str) -> AsyncIterator[lockmgr.aio.Client]:
+    async with lockmgr.aio.Client([endpoint]) as client:
+        yield client
+
+
+async def eventually_async(condition: Any, timeout: float = 30.0, what: str = "it") -> None:
+    async def poll() -> None:
+        while not await condition():
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except asyncio.TimeoutError:
+        pytest.fail(f"{what} did not happen within {timeout} s")
+
+
+async def waiters(client: lockmgr.aio.Client, path: str) -> list[int]:
+    info = await client.get_lock(path)
+    return [w.lease_id for w in info.waiters] if info else []
+
+
+async def test_lock_unlock_and_increasing_tokens(client: lockmgr.aio.Client, path: str) -> None:
+    tokens = []
+    for _ in range(3):
+        async with client.session(ttl=10) as session:
+            async with session.lock(path, wait=WAIT_S) as lock:
+                assert lock.path == path and lock.lease_id == session.lease_id
+                assert (await client.validate_fence(path, lock.fencing_token)).valid
+                tokens.append(lock.fencing_token)
+            assert await client.get_lock(path) is None
+    assert tokens == sorted(tokens) and len(set(tokens)) == 3
+
+
+async def test_try_lock_and_a_blocking_lock(client: lockmgr.aio.Client, path: str) -> None:
+    async with client.session() as holder, client.session() as waiter:
+        held = await holder.lock(path)
+        assert await waiter.try_lock(path) is None
+        with pytest.raises(lockmgr.LockBusy):
+            await waiter.lock(path, wait=0)
+        waiting = asyncio.create_task(waiter.acquire(path, mode="exclusive", wait=WAIT_S))
+
+        async def queued() -> bool:
+            return waiter.lease_id in await waiters(client, path)
+
+        await eventually_async(queued, what="the waiter queued")
+        assert not waiting.done()
+        await held.unlock()
+        lock = await asyncio.wait_for(waiting, WAIT_S)
+        assert lock is not None and lock.fencing_token > held.fencing_token
+        await lock.unlock()
+
+
+async def test_shared_locks(client: lockmgr.aio.Client, path: str) -> None:
+    async with client.session() as a, client.session() as b, client.session() as c:
+        async with a.lock(path, mode="shared"), b.lock(path, mode=lockmgr.LockMode.SHARED):
+            info = await client.get_lock(path)
+            assert info is not None and {h.lease_id for h in info.holders} == {
+                a.lease_id,
+                b.lease_id,
+            }
+            assert await c.try_lock(path) is None
+
+
+async def test_a_revoked_lease_sets_lost(client: lockmgr.aio.Client, path: str) -> None:
+    async with client.session(ttl=10) as session:
+        await session.lock(path)
+        await client.revoke_lease(session.lease_id)
+        await asyncio.wait_for(session.lost.wait(), WAIT_S)
+        assert session.is_lost
+        with pytest.raises(lockmgr.SessionLost):
+            await session.try_lock(path)
+
+
+async def test_a_wait_ends_with_lease_lost_when_the_lease_is_revoked(
+    client: lockmgr.aio.Client, path: str
+) -> None:
+    async with client.session() as holder, client.session() as waiter, holder.lock(path):
+        waiting = asyncio.create_task(waiter.acquire(path, mode="exclusive", wait=WAIT_S))
+
+        async def queued() -> bool:
+            return waiter.lease_id in await waiters(client, path)
+
+        await eventually_async(queued, what="the waiter queued")
+        await client.revoke_lease(waiter.lease_id)
+        with pytest.raises(lockmgr.SessionLost) as raised:
+            await asyncio.wait_for(waiting, WAIT_S)
+        assert (raised.value.code, raised.value.reason) == (grpc.StatusCode.ABORTED, "LEASE_LOST")
+
+
+async def test_errors_carry_the_reason(client: lockmgr.aio.Client, path: str) -> None:
+    with pytest.raises(lockmgr.InvalidArgument) as raised:
+        await client.list_locks("relative/prefix")
+    assert raised.value.reason == "INVALID_PATH"
+    with pytest.raises(lockmgr.LeaseNotFound):
+        await client.time_to_live(987_654_321)
+    async with client.session() as holder, client.session() as waiter, holder.lock(path):
+        with pytest.raises(lockmgr.WaitTimeout) as timed_out:
+            await waiter.lock(path, wait=0.2)
+        assert timed_out.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_watch(client: lockmgr.aio.Client, path: str) -> None:
+    async with client.watch(path) as watch, client.session() as session:
+        async with session.lock(f"{path}/a") as lock:
+            pass
+        seen = []
+        async for event in watch:
+            seen.append((event.kind, event.path, event.fencing_token, event.reason))
+            if len(seen) == 2:
+                break
+    assert seen == [
+        (lockmgr.EventKind.ACQUIRED, f"{path}/a", lock.fencing_token, None),
+        (lockmgr.EventKind.RELEASED, f"{path}/a", lock.fencing_token, "released"),
+    ]
+
+
+class FirstLockCut(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """The first ``Lock`` attempt gets a deadline too short for its wait."""
+
+    def __init__(self) -> None:
+        self.sent: list[pb.LockRequest] = []
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        if method.endswith("/Lock"):
+            self.sent.append(request)
+            if len(self.sent) == 1:
+                details = details._replace(timeout=1.0)
+        return await continuation(details, request)
+
+
+async def test_a_retried_lock_reuses_its_request_id(endpoint: str, path: str) -> None:
+    cut = FirstLockCut()
+    async with (
+        lockmgr.aio.Client([endpoint]) as admin,
+        lockmgr.aio.Client([endpoint], interceptors=[cut]) as client,
+        admin.session() as holder,
+        client.session() as waiter,
+    ):
+        held = await holder.lock(path)
+        waiting = asyncio.create_task(waiter.acquire(path, mode="exclusive", wait=WAIT_S))
+
+        async def retried() -> bool:
+            return len(cut.sent) >= 2 and waiter.lease_id in await waiters(admin, path)
+
+        await eventually_async(retried, what="the cut attempt was retried")
+        assert await waiters(admin, path) == [waiter.lease_id]
+        await held.unlock()
+        lock = await asyncio.wait_for(waiting, WAIT_S)
+        assert lock is not None
+        assert len({r.request_id for r in cut.sent}) == 1, cut.sent
+        info = await admin.get_lock(path)
+        assert info is not None and [h.lease_id for h in info.holders] == [waiter.lease_id]
