@@ -539,3 +539,17 @@ class TransferLeaderResponse(_message.Message):
     header: ResponseHeader
     leader_id: int
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., leader_id: _Optional[int] = ...) -> None: ...
+
+class SaveSnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SaveSnapshotResponse(_message.Message):
+    __slots__ = ("header", "chunk", "remaining_bytes")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_BYTES_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    chunk: bytes
+    remaining_bytes: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., remaining_bytes: _Optional[int] = ...) -> None: ...

@@ -664,6 +664,11 @@ class ClusterServiceStub:
                 request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.TransferLeaderRequest.SerializeToString,
                 response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.TransferLeaderResponse.FromString,
                 _registered_method=True)
+        self.SaveSnapshot = channel.unary_stream(
+                '/lockmgr.v1.ClusterService/SaveSnapshot',
+                request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.SaveSnapshotRequest.SerializeToString,
+                response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.SaveSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -705,6 +710,15 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveSnapshot(self, request, context):
+        """A backup of the whole replicated state, from the leader after a read barrier (so it
+        holds every write acknowledged before the call), as the bytes of a backup file
+        (docs/operations.md) in order; the last message says so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -732,6 +746,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.TransferLeader,
                     request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.TransferLeaderRequest.FromString,
                     response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.TransferLeaderResponse.SerializeToString,
+            ),
+            'SaveSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.SaveSnapshot,
+                    request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.SaveSnapshotRequest.FromString,
+                    response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.SaveSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -873,6 +892,33 @@ class ClusterService:
             '/lockmgr.v1.ClusterService/TransferLeader',
             lockmgr_dot_v1_dot_lockmgr__pb2.TransferLeaderRequest.SerializeToString,
             lockmgr_dot_v1_dot_lockmgr__pb2.TransferLeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lockmgr.v1.ClusterService/SaveSnapshot',
+            lockmgr_dot_v1_dot_lockmgr__pb2.SaveSnapshotRequest.SerializeToString,
+            lockmgr_dot_v1_dot_lockmgr__pb2.SaveSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

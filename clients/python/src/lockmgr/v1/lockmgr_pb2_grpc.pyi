@@ -244,6 +244,11 @@ class ClusterServiceStub:
     """
     RemoveMember: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.RemoveMemberRequest, _lockmgr_pb2.RemoveMemberResponse]
     TransferLeader: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.TransferLeaderRequest, _lockmgr_pb2.TransferLeaderResponse]
+    SaveSnapshot: _grpc.UnaryStreamMultiCallable[_lockmgr_pb2.SaveSnapshotRequest, _lockmgr_pb2.SaveSnapshotResponse]
+    """A backup of the whole replicated state, from the leader after a read barrier (so it
+    holds every write acknowledged before the call), as the bytes of a backup file
+    (docs/operations.md) in order; the last message says so.
+    """
 
 @_typing.type_check_only
 class ClusterServiceAsyncStub(ClusterServiceStub):
@@ -261,6 +266,11 @@ class ClusterServiceAsyncStub(ClusterServiceStub):
     """
     RemoveMember: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.RemoveMemberRequest, _lockmgr_pb2.RemoveMemberResponse]  # type: ignore[assignment]
     TransferLeader: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.TransferLeaderRequest, _lockmgr_pb2.TransferLeaderResponse]  # type: ignore[assignment]
+    SaveSnapshot: _aio.UnaryStreamMultiCallable[_lockmgr_pb2.SaveSnapshotRequest, _lockmgr_pb2.SaveSnapshotResponse]  # type: ignore[assignment]
+    """A backup of the whole replicated state, from the leader after a read barrier (so it
+    holds every write acknowledged before the call), as the bytes of a backup file
+    (docs/operations.md) in order; the last message says so.
+    """
 
 class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------------------
@@ -305,5 +315,16 @@ class ClusterServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _lockmgr_pb2.TransferLeaderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_lockmgr_pb2.TransferLeaderResponse, _abc.Awaitable[_lockmgr_pb2.TransferLeaderResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SaveSnapshot(
+        self,
+        request: _lockmgr_pb2.SaveSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_lockmgr_pb2.SaveSnapshotResponse], _abc.AsyncIterator[_lockmgr_pb2.SaveSnapshotResponse]]:
+        """A backup of the whole replicated state, from the leader after a read barrier (so it
+        holds every write acknowledged before the call), as the bytes of a backup file
+        (docs/operations.md) in order; the last message says so.
+        """
 
 def add_ClusterServiceServicer_to_server(servicer: ClusterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
