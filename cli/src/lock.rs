@@ -74,6 +74,23 @@ impl Ctl {
             Err(error) if error.reason() == Some(ErrorReason::WaitTimeout) => {
                 return self.busy(&args, session).await;
             }
+            // The lease ended while the request waited in the queue (revoked, or it could
+            // not be kept alive): the session is lost, as it would be while holding.
+            Err(error)
+                if session.is_lost()
+                    || matches!(
+                        error.reason(),
+                        Some(ErrorReason::LeaseLost | ErrorReason::LeaseNotFound)
+                    ) =>
+            {
+                self.note(&Note {
+                    event: "session_lost",
+                    path: &args.path,
+                    message: format!("session lost while waiting for {}: {error}", args.path),
+                });
+                let _ = session.close().await;
+                return Ok(ExitCode::from(EXIT_SESSION_LOST));
+            }
             Err(error) => {
                 let _ = session.close().await;
                 return Err(error);

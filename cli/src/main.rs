@@ -24,7 +24,10 @@ use crate::{
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -33,6 +36,32 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli))
+}
+
+/// clap's answer to bad arguments (or `--help`, `--version`): as clap prints it, or with
+/// `--output json` among the arguments, a usage error as one JSON object on stderr.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.windows(2).any(|pair| pair[0] == "--output" && pair[1] == "json")
+        || args.iter().any(|arg| arg == "--output=json");
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || informational {
+        let _ = error.print();
+        return ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { 0 });
+    }
+    let message = error.render().to_string();
+    let first = message.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    let json = serde_json::json!({
+        "error": {"message": first, "code": null, "reason": "usage", "usage": message.trim_end()}
+    });
+    eprintln!("{json}");
+    ExitCode::from(EXIT_USAGE)
 }
 
 async fn run(cli: Cli) -> ExitCode {

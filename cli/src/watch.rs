@@ -39,8 +39,13 @@ struct Compacted {
 
 impl Ctl {
     pub async fn watch(&self, args: WatchArgs) -> Result<(), Error> {
-        // The revision to start from: the one after the last event shown (0: from now).
-        let mut from = args.from;
+        // The revision to start from: the one after the last event shown. "From now" is
+        // the revision after the cluster's at the start, not whatever it is when a broken
+        // stream is opened again (events in between would be lost).
+        let mut from = match args.from {
+            0 => self.client.status().await?.header.map_or(0, |header| header.revision) + 1,
+            from => from,
+        };
         // Streams that break without an event, for longer than --command-timeout: the
         // cluster is not serving watches, and `watch` gives up.
         let mut progress_at = Instant::now();
@@ -81,8 +86,7 @@ impl Ctl {
             } else if progress_at.elapsed() > self.timeouts.command {
                 return Err(Error::Unavailable { last: broke });
             }
-            let resume = if from == 0 { "now".to_owned() } else { format!("revision {from}") };
-            eprintln!("lockmgr: watch stream broke ({broke}); resuming from {resume}");
+            eprintln!("lockmgr: watch stream broke ({broke}); resuming from revision {from}");
             tokio::time::sleep(RESUME_PAUSE).await;
         }
     }

@@ -154,3 +154,44 @@ async fn watch_moves_to_another_member_and_resumes_after_its_last_event(stop: St
     assert_eq!(released["path"], "/watched/after", "{released}");
     assert!(revisions.windows(2).all(|pair| pair[0] < pair[1]), "{revisions:?}");
 }
+
+/// A watch "from now" that has shown nothing yet still misses nothing when its member
+/// stops: "now" is the revision it started at, not the moment it reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_watch_from_now_misses_nothing_across_a_failover() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_mins(1)).await;
+    // The watch's own member is a follower, so the cluster takes writes at once after
+    // it is killed, while the watch is still reconnecting.
+    let follower = cluster.members.iter().position(|m| m.node_id != leader).unwrap();
+    let first = cluster.members[follower].client_address.clone();
+    let mut endpoints = vec![first.clone()];
+    endpoints.extend(cluster.endpoints().into_iter().filter(|e| *e != first));
+    let watch = Command::new(binary())
+        .args(["--endpoints", &endpoints.join(","), "--output", "json"])
+        .args(["watch", "/quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut watch = KillOnDrop(watch);
+    let (lines, events) = mpsc::channel();
+    let stdout = BufReader::new(watch.0.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let client = cluster.client();
+    let session = client.session(Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.kill(follower);
+    session.lock("/quiet/gap", Duration::from_secs(10)).await.unwrap().unlock().await.unwrap();
+    let line = events.recv_timeout(Duration::from_secs(30)).expect("the event made in the gap");
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (event["path"].as_str(), event["kind"].as_str()),
+        (Some("/quiet/gap"), Some("acquired"))
+    );
+    assert!(watch.0.try_wait().unwrap().is_none());
+}

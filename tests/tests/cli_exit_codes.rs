@@ -78,3 +78,42 @@ async fn fence_check_tells_current_from_not_current_from_unknown() {
     ]));
     assert_eq!(unknown, Some(2), "an unreachable cluster is not 'not current'");
 }
+
+/// A session lost while `lockmgr lock` still waits in the queue is "session lost" (76),
+/// as while the command runs: not a generic failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_lost_while_waiting_exits_76() {
+    let mut cluster = Cluster::start(1, &[]);
+    cluster.wait_for_leader(Duration::from_mins(1)).await;
+    let client = cluster.client();
+    let holder = client.session(Duration::from_secs(30)).await.unwrap();
+    let _guard = holder.lock("/exit/queue", Duration::from_secs(5)).await.unwrap();
+    let waiter = lockmgr(&cluster)
+        .args(["lock", "/exit/queue", "--wait", "1m", "--", "true"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waiter = KillOnDrop(waiter);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let waiting_lease = loop {
+        let lock = client.get_lock("/exit/queue").await.unwrap().lock.unwrap();
+        if let Some(waiter) = lock.waiters.first() {
+            break waiter.lease_id;
+        }
+        assert!(std::time::Instant::now() < deadline, "the CLI never queued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    client.revoke_lease(waiting_lease).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = waiter.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the CLI kept waiting on a revoked lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut waiter.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(stderr.contains("session lost"), "{stderr}");
+}

@@ -177,3 +177,18 @@ fn completion_version_and_help() {
         assert!(lock.contains(flag), "{flag} missing from lock --help");
     }
 }
+
+/// With `--output json`, bad arguments are a JSON error too (exit 2), not clap's text.
+#[test]
+fn usage_errors_are_json_with_output_json() {
+    let output = std::process::Command::new(lockmgr_tests::binary())
+        .args(["--output", "json", "lock", "--wait", "soon", "/x", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error: serde_json::Value = serde_json::from_str(stderr.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stderr}"));
+    assert_eq!(error["error"]["reason"], "usage", "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("soon"), "{error}");
+}
