@@ -301,3 +301,22 @@ def test_no_member_answering_is_unavailable() -> None:
         assert time.monotonic() - started < 60
     assert raised.value.reason is None, "nobody answered: no ErrorDetail"
     assert dead in raised.value.message
+
+
+def test_standard_grpc_status_helpers_read_the_error_detail(endpoint: str) -> None:
+    """A client in any language reads the reason with its gRPC library's rich-error
+    helper: the trailer is a ``google.rpc.Status`` with the ``ErrorDetail`` packed in."""
+    from grpc_status import rpc_status
+
+    from lockmgr.v1 import lockmgr_pb2_grpc
+
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = lockmgr_pb2_grpc.LeaseServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as failure:
+            stub.Revoke(pb.LeaseRevokeRequest(lease_id=987_654_321), timeout=10)
+        status = rpc_status.from_call(failure.value)  # type: ignore[arg-type]
+    assert status is not None
+    assert status.code == grpc.StatusCode.NOT_FOUND.value[0]
+    detail = pb.ErrorDetail()
+    assert status.details[0].Unpack(detail)
+    assert detail.reason == pb.ERROR_REASON_LEASE_NOT_FOUND

@@ -2,9 +2,8 @@
 machine-readable reason), or that no member answered at all.
 
 Every error the server sends carries an ``ErrorDetail`` (``docs/wire-contract.md``,
-section 1). tonic puts it, prost-encoded, as the raw value of the
-``grpc-status-details-bin`` trailer (not wrapped in a ``google.rpc.Status``), so it is
-read back here as an ``ErrorDetail`` directly.
+section 1), packed in the ``google.rpc.Status`` of the ``grpc-status-details-bin``
+trailer as gRPC's convention has it (``grpc_status.rpc_status.from_call`` reads it too).
 
 The classes form a hierarchy: catch :class:`LockmgrError` for everything, a family
 (:class:`NotFound`, :class:`FailedPrecondition`, ...) by the gRPC code, or one rule
@@ -16,6 +15,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import grpc
+from google.rpc import status_pb2
 
 from lockmgr.v1 import lockmgr_pb2 as pb
 
@@ -164,13 +164,24 @@ _BY_CODE: dict[grpc.StatusCode, type[LockmgrError]] = {
 
 
 def error_detail(metadata: Any) -> pb.ErrorDetail | None:
-    """The ``ErrorDetail`` in a call's trailing metadata, if any (and if it decodes)."""
+    """The ``ErrorDetail`` in a call's trailing metadata, if any (and if it decodes).
+
+    The trailer is a ``google.rpc.Status`` (the gRPC convention, which
+    ``grpc_status.rpc_status.from_call`` also reads) whose details hold the
+    ``ErrorDetail`` packed in a ``google.protobuf.Any``.
+    """
     for key, value in metadata or ():
         if key == DETAILS_METADATA_KEY and isinstance(value, bytes) and value:
             try:
-                return pb.ErrorDetail.FromString(value)
-            except Exception:  # not ours (another server's google.rpc.Status): no detail
+                status = status_pb2.Status.FromString(value)
+            except Exception:  # not a google.rpc.Status: no detail we can read
                 return None
+            for packed in status.details:
+                if packed.Is(pb.ErrorDetail.DESCRIPTOR):
+                    detail = pb.ErrorDetail()
+                    packed.Unpack(detail)
+                    return detail
+            return None
     return None
 
 
