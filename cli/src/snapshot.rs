@@ -99,15 +99,11 @@ pub type Failure = String;
 
 fn read_backup(file: &Path) -> Result<(u64, Backup), Failure> {
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let backup = backup::decode_backup(&bytes, lockmgr_core_limits())
+    // Checked under the default limits: a backup carries none, and the server that
+    // starts from it applies its own.
+    let backup = backup::decode_backup(&bytes, lockmgr_core::Limits::default())
         .map_err(|e| format!("{}: {e}", file.display()))?;
     Ok((bytes.len() as u64, backup))
-}
-
-/// The limits a backup is checked under: the defaults (a backup carries no limits; the
-/// server that starts from it applies its own).
-fn lockmgr_core_limits() -> lockmgr_core::Limits {
-    lockmgr_core::Limits::default()
 }
 
 /// Writes `bytes` to `file` whole or not at all: a temporary file beside it, synced,
@@ -132,9 +128,12 @@ impl Ctl {
     pub async fn save_snapshot(&self, file: &Path) -> Result<(), lockmgr_client::Error> {
         let bytes = self.client.save_snapshot().await?;
         // Checked before it is kept: a backup that does not read back is not one.
-        let backup = backup::decode_backup(&bytes, lockmgr_core_limits()).map_err(|e| {
-            lockmgr_client::Error::Invalid(format!("the leader's backup does not read back: {e}"))
-        })?;
+        let backup =
+            backup::decode_backup(&bytes, lockmgr_core::Limits::default()).map_err(|e| {
+                lockmgr_client::Error::Invalid(format!(
+                    "the leader's backup does not read back: {e}"
+                ))
+            })?;
         write_whole(file, &bytes).map_err(|e| {
             lockmgr_client::Error::Invalid(format!("cannot write {}: {e}", file.display()))
         })?;

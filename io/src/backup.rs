@@ -71,32 +71,37 @@ pub struct Backup {
     pub state: Vec<u8>,
 }
 
-/// Encodes a backup of `machine`, whose last applied entry is `last`.
-pub fn encode_backup(
-    machine: &StateMachine,
-    last: Option<LogId>,
-    cluster_id: u64,
-    node_id: u64,
-    taken_at_unix_ms: u64,
-) -> Vec<u8> {
-    let header = BackupHeader {
-        cluster_id,
-        node_id,
-        term: last.map_or(0, |id| id.committed_leader_id().term),
-        index: last.map_or(0, |id| id.index()),
-        revision: machine.revision(),
-        leases: machine.lease_count() as u64,
-        locks: machine.lock_count() as u64,
-        taken_at_unix_ms,
-    };
-    let header = postcard::to_stdvec(&header).expect("the header always serializes");
-    let state = machine.snapshot();
+impl BackupHeader {
+    /// The header of a backup of `machine`, whose last applied entry is `last`.
+    pub fn of(
+        machine: &StateMachine,
+        last: Option<LogId>,
+        cluster_id: u64,
+        node_id: u64,
+        taken_at_unix_ms: u64,
+    ) -> BackupHeader {
+        BackupHeader {
+            cluster_id,
+            node_id,
+            term: last.map_or(0, |id| id.committed_leader_id().term),
+            index: last.map_or(0, |id| id.index()),
+            revision: machine.revision(),
+            leases: machine.lease_count() as u64,
+            locks: machine.lock_count() as u64,
+            taken_at_unix_ms,
+        }
+    }
+}
+
+/// Encodes a backup file of `state` (core's snapshot encoding) described by `header`.
+pub fn encode_backup(header: &BackupHeader, state: &[u8]) -> Vec<u8> {
+    let header = postcard::to_stdvec(header).expect("the header always serializes");
     let mut bytes = Vec::with_capacity(10 + header.len() + state.len() + DIGEST_BYTES);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&header);
-    bytes.extend_from_slice(&state);
+    bytes.extend_from_slice(state);
     let digest = Sha256::digest(&bytes);
     bytes.extend_from_slice(&digest);
     bytes
@@ -230,7 +235,8 @@ mod tests {
     fn a_backup_reads_back_and_damage_is_named() {
         let machine = StateMachine::new(Limits::default());
         let last = LogId::new_term_index(3, 42);
-        let bytes = encode_backup(&machine, Some(last), 7, 2, 1_000);
+        let header = BackupHeader::of(&machine, Some(last), 7, 2, 1_000);
+        let bytes = encode_backup(&header, &machine.snapshot());
         let backup = decode_backup(&bytes, Limits::default()).unwrap();
         assert_eq!((backup.header.term, backup.header.index, backup.header.cluster_id), (3, 42, 7));
         let mut damaged = bytes.clone();

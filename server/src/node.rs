@@ -158,15 +158,19 @@ pub async fn start_tapped(
     Ok(ctx)
 }
 
+/// This member's addresses, as the others are told them.
+pub(crate) fn own_node(config: &ServerConfig) -> NodeInfo {
+    NodeInfo {
+        peer_address: config.advertised_peer_address().into(),
+        client_address: config.advertised_client_address().into(),
+    }
+}
+
 /// The founding members, as `initial_cluster` names them, or this node alone.
 pub(crate) fn founders(config: &ServerConfig) -> Result<BTreeMap<u64, NodeInfo>, NodeError> {
     let members = config.members()?;
     if members.is_empty() {
-        let node = NodeInfo {
-            peer_address: config.advertised_peer_address().into(),
-            client_address: config.advertised_client_address().into(),
-        };
-        return Ok(BTreeMap::from([(config.node_id, node)]));
+        return Ok(BTreeMap::from([(config.node_id, own_node(config))]));
     }
     Ok(members
         .into_iter()

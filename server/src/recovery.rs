@@ -12,8 +12,13 @@ use tracing::warn;
 use crate::{
     config::{ConfigError, ServerConfig},
     identity::{self, DataDir},
-    node::{NodeError, founders, open_disk},
+    node::{NodeError, founders, open_disk, own_node},
 };
+
+/// A failed read or write of `config`'s data directory.
+fn storage_error(config: &ServerConfig) -> impl Fn(std::io::Error) -> NodeError + Copy + '_ {
+    |source| NodeError::Storage { path: config.data_dir.display().to_string(), source }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
@@ -77,8 +82,7 @@ pub fn restore(
     // later term, so the new leader's entries follow the backup's in log order.
     let vote = Vote::new(header.term, config.node_id);
     let disk = open_disk(&config.data_dir)?;
-    let storage_error =
-        |source| NodeError::Storage { path: config.data_dir.display().to_string(), source };
+    let storage_error = storage_error(config);
     backup::seed(&*disk, &Seed { state: &state, last, members: members.clone(), vote })
         .map_err(storage_error)?;
     drop(disk);
@@ -103,8 +107,7 @@ pub fn force_new_cluster(
     config: &ServerConfig,
     disk: &dyn lockmgr_io::Disk,
 ) -> Result<Option<Recovered>, RecoveryError> {
-    let storage_error =
-        |source| NodeError::Storage { path: config.data_dir.display().to_string(), source };
+    let storage_error = storage_error(config);
     let survivor = backup::survivor(disk, config.limits.clone()).map_err(storage_error)?;
     let Some(last) = survivor.last else {
         return Err(RecoveryError::Refused(format!(
@@ -120,8 +123,7 @@ pub fn force_new_cluster(
         Some(vote) if vote.leader_id.term >= term => vote,
         _ => Vote::new(term, config.node_id),
     };
-    let mut members = founders(&ServerConfig { initial_cluster: Vec::new(), ..config.clone() })?;
-    members.retain(|id, _| *id == config.node_id);
+    let members = std::collections::BTreeMap::from([(config.node_id, own_node(config))]);
     let state = survivor.machine.snapshot();
     backup::seed(disk, &Seed { state: &state, last, members, vote }).map_err(storage_error)?;
     let recovered = Recovered {

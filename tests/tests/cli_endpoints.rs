@@ -85,14 +85,13 @@ enum Stop {
     Terminate,
 }
 
-async fn watch_moves_to_another_member_and_resumes_after_its_last_event(stop: Stop) {
-    let mut cluster = Cluster::start(3, &[]);
-    cluster.wait_for_leader(Duration::from_mins(1)).await;
+/// `lockmgr watch PREFIX --output json` on `endpoints`, and its stdout's lines as they come.
+fn spawn_watch(endpoints: &[String], prefix: &str) -> (KillOnDrop, mpsc::Receiver<String>) {
     let watch = Command::new(binary())
-        .args(["--endpoints", &cluster.endpoints().join(","), "--output", "json"])
-        .args(["watch", "/watched"])
+        .args(["--endpoints", &endpoints.join(","), "--output", "json"])
+        .args(["watch", prefix])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut watch = KillOnDrop(watch);
@@ -103,6 +102,13 @@ async fn watch_moves_to_another_member_and_resumes_after_its_last_event(stop: St
             let _ = lines.send(line);
         }
     });
+    (watch, events)
+}
+
+async fn watch_moves_to_another_member_and_resumes_after_its_last_event(stop: Stop) {
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.wait_for_leader(Duration::from_mins(1)).await;
+    let (mut watch, events) = spawn_watch(&cluster.endpoints(), "/watched");
     let client = cluster.client();
     let session = client.session(Duration::from_secs(10)).await.unwrap();
     let next_event = |within: Duration| -> serde_json::Value {
@@ -167,21 +173,7 @@ async fn a_quiet_watch_from_now_misses_nothing_across_a_failover() {
     let first = cluster.members[follower].client_address.clone();
     let mut endpoints = vec![first.clone()];
     endpoints.extend(cluster.endpoints().into_iter().filter(|e| *e != first));
-    let watch = Command::new(binary())
-        .args(["--endpoints", &endpoints.join(","), "--output", "json"])
-        .args(["watch", "/quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut watch = KillOnDrop(watch);
-    let (lines, events) = mpsc::channel();
-    let stdout = BufReader::new(watch.0.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
+    let (mut watch, events) = spawn_watch(&endpoints, "/quiet");
     let client = cluster.client();
     let session = client.session(Duration::from_secs(10)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -374,17 +374,21 @@ impl ClusterApi {
         let taken_at_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64);
-        let (bytes, revision, index) = {
+        // Only the encoding of the state holds the lock (applies wait on it); the file
+        // and its digest are made after.
+        let (header, state) = {
             let replica = self.ctx.store.lock();
-            let bytes = lockmgr_io::backup::encode_backup(
+            let header = lockmgr_io::backup::BackupHeader::of(
                 &replica.machine,
                 replica.last_applied,
                 self.ctx.config.cluster_id,
                 self.ctx.node_id,
                 taken_at_unix_ms,
             );
-            (bytes, replica.machine.revision(), replica.last_applied.map_or(0, |id| id.index))
+            (header, replica.machine.snapshot())
         };
+        let bytes = lockmgr_io::backup::encode_backup(&header, &state);
+        let (revision, index) = (header.revision, header.index);
         info!(revision, index, bytes = bytes.len(), "backup taken");
         let header = self.ctx.header(revision);
         let total = bytes.len();
