@@ -18,6 +18,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_INVALID_ARGUMENT: _ClassVar[ErrorReason]
     ERROR_REASON_MALFORMED_REQUEST: _ClassVar[ErrorReason]
     ERROR_REASON_REQUEST_ID_REUSED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_PERMITS: _ClassVar[ErrorReason]
     ERROR_REASON_LEASE_NOT_FOUND: _ClassVar[ErrorReason]
     ERROR_REASON_LOCK_NOT_HELD: _ClassVar[ErrorReason]
     ERROR_REASON_MEMBER_NOT_FOUND: _ClassVar[ErrorReason]
@@ -26,6 +27,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_MODE_CONFLICT: _ClassVar[ErrorReason]
     ERROR_REASON_REQUEST_ID_TOO_OLD: _ClassVar[ErrorReason]
     ERROR_REASON_COMPACTED: _ClassVar[ErrorReason]
+    ERROR_REASON_PERMITS_MISMATCH: _ClassVar[ErrorReason]
     ERROR_REASON_WAIT_TIMEOUT: _ClassVar[ErrorReason]
     ERROR_REASON_DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
     ERROR_REASON_LEASE_LOST: _ClassVar[ErrorReason]
@@ -48,11 +50,21 @@ class LockMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOCK_MODE_UNSPECIFIED: _ClassVar[LockMode]
     LOCK_MODE_EXCLUSIVE: _ClassVar[LockMode]
     LOCK_MODE_SHARED: _ClassVar[LockMode]
+    LOCK_MODE_SEMAPHORE: _ClassVar[LockMode]
 
 class ReadConsistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     READ_CONSISTENCY_LINEARIZABLE: _ClassVar[ReadConsistency]
     READ_CONSISTENCY_SERIALIZABLE: _ClassVar[ReadConsistency]
+
+class AcquisitionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACQUISITION_STATE_UNSPECIFIED: _ClassVar[AcquisitionState]
+    ACQUISITION_STATE_QUEUED: _ClassVar[AcquisitionState]
+    ACQUISITION_STATE_ACQUIRED: _ClassVar[AcquisitionState]
+    ACQUISITION_STATE_JEOPARDY: _ClassVar[AcquisitionState]
+    ACQUISITION_STATE_LOST: _ClassVar[AcquisitionState]
+    ACQUISITION_STATE_BUSY: _ClassVar[AcquisitionState]
 
 class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -61,6 +73,7 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_RELEASED: _ClassVar[EventKind]
     EVENT_KIND_QUEUED: _ClassVar[EventKind]
     EVENT_KIND_DEQUEUED: _ClassVar[EventKind]
+    EVENT_KIND_PROCLAIMED: _ClassVar[EventKind]
 
 class ReleaseReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -79,6 +92,7 @@ ERROR_REASON_INVALID_MODE: ErrorReason
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason
 ERROR_REASON_MALFORMED_REQUEST: ErrorReason
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason
+ERROR_REASON_INVALID_PERMITS: ErrorReason
 ERROR_REASON_LEASE_NOT_FOUND: ErrorReason
 ERROR_REASON_LOCK_NOT_HELD: ErrorReason
 ERROR_REASON_MEMBER_NOT_FOUND: ErrorReason
@@ -87,6 +101,7 @@ ERROR_REASON_MEMBER_NOT_CAUGHT_UP: ErrorReason
 ERROR_REASON_MODE_CONFLICT: ErrorReason
 ERROR_REASON_REQUEST_ID_TOO_OLD: ErrorReason
 ERROR_REASON_COMPACTED: ErrorReason
+ERROR_REASON_PERMITS_MISMATCH: ErrorReason
 ERROR_REASON_WAIT_TIMEOUT: ErrorReason
 ERROR_REASON_DEADLINE_EXCEEDED: ErrorReason
 ERROR_REASON_LEASE_LOST: ErrorReason
@@ -106,13 +121,21 @@ ERROR_REASON_UNIMPLEMENTED: ErrorReason
 LOCK_MODE_UNSPECIFIED: LockMode
 LOCK_MODE_EXCLUSIVE: LockMode
 LOCK_MODE_SHARED: LockMode
+LOCK_MODE_SEMAPHORE: LockMode
 READ_CONSISTENCY_LINEARIZABLE: ReadConsistency
 READ_CONSISTENCY_SERIALIZABLE: ReadConsistency
+ACQUISITION_STATE_UNSPECIFIED: AcquisitionState
+ACQUISITION_STATE_QUEUED: AcquisitionState
+ACQUISITION_STATE_ACQUIRED: AcquisitionState
+ACQUISITION_STATE_JEOPARDY: AcquisitionState
+ACQUISITION_STATE_LOST: AcquisitionState
+ACQUISITION_STATE_BUSY: AcquisitionState
 EVENT_KIND_UNSPECIFIED: EventKind
 EVENT_KIND_ACQUIRED: EventKind
 EVENT_KIND_RELEASED: EventKind
 EVENT_KIND_QUEUED: EventKind
 EVENT_KIND_DEQUEUED: EventKind
+EVENT_KIND_PROCLAIMED: EventKind
 RELEASE_REASON_UNSPECIFIED: ReleaseReason
 RELEASE_REASON_RELEASED: ReleaseReason
 RELEASE_REASON_REVOKED: ReleaseReason
@@ -144,21 +167,43 @@ class ErrorDetail(_message.Message):
     limit: int
     def __init__(self, reason: _Optional[_Union[ErrorReason, str]] = ..., leader_address: _Optional[str] = ..., leader_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
+class LockStreamResponse(_message.Message):
+    __slots__ = ("header", "state", "position", "ahead", "fencing_token", "remaining_ttl_ms", "reason", "holders")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    AHEAD_FIELD_NUMBER: _ClassVar[int]
+    FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    state: AcquisitionState
+    position: int
+    ahead: int
+    fencing_token: int
+    remaining_ttl_ms: int
+    reason: ReleaseReason
+    holders: _containers.RepeatedCompositeFieldContainer[Holder]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., state: _Optional[_Union[AcquisitionState, str]] = ..., position: _Optional[int] = ..., ahead: _Optional[int] = ..., fencing_token: _Optional[int] = ..., remaining_ttl_ms: _Optional[int] = ..., reason: _Optional[_Union[ReleaseReason, str]] = ..., holders: _Optional[_Iterable[_Union[Holder, _Mapping]]] = ...) -> None: ...
+
 class LockRequest(_message.Message):
-    __slots__ = ("path", "lease_id", "mode", "wait_timeout_ms", "holder_id", "request_id")
+    __slots__ = ("path", "lease_id", "mode", "wait_timeout_ms", "holder_id", "request_id", "permits")
     PATH_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     WAIT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     HOLDER_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PERMITS_FIELD_NUMBER: _ClassVar[int]
     path: str
     lease_id: int
     mode: LockMode
     wait_timeout_ms: int
     holder_id: str
     request_id: int
-    def __init__(self, path: _Optional[str] = ..., lease_id: _Optional[int] = ..., mode: _Optional[_Union[LockMode, str]] = ..., wait_timeout_ms: _Optional[int] = ..., holder_id: _Optional[str] = ..., request_id: _Optional[int] = ...) -> None: ...
+    permits: int
+    def __init__(self, path: _Optional[str] = ..., lease_id: _Optional[int] = ..., mode: _Optional[_Union[LockMode, str]] = ..., wait_timeout_ms: _Optional[int] = ..., holder_id: _Optional[str] = ..., request_id: _Optional[int] = ..., permits: _Optional[int] = ...) -> None: ...
 
 class LockResponse(_message.Message):
     __slots__ = ("header", "acquired", "fencing_token", "mode", "holders", "lock_delay", "wait_time_ms")
@@ -205,34 +250,38 @@ class GetLockRequest(_message.Message):
     def __init__(self, path: _Optional[str] = ..., consistency: _Optional[_Union[ReadConsistency, str]] = ...) -> None: ...
 
 class Holder(_message.Message):
-    __slots__ = ("lease_id", "holder_id", "fencing_token", "mode", "held_ms")
+    __slots__ = ("lease_id", "holder_id", "fencing_token", "mode", "held_ms", "permits")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     HELD_MS_FIELD_NUMBER: _ClassVar[int]
+    PERMITS_FIELD_NUMBER: _ClassVar[int]
     lease_id: int
     holder_id: str
     fencing_token: int
     mode: LockMode
     held_ms: int
-    def __init__(self, lease_id: _Optional[int] = ..., holder_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., mode: _Optional[_Union[LockMode, str]] = ..., held_ms: _Optional[int] = ...) -> None: ...
+    permits: int
+    def __init__(self, lease_id: _Optional[int] = ..., holder_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., mode: _Optional[_Union[LockMode, str]] = ..., held_ms: _Optional[int] = ..., permits: _Optional[int] = ...) -> None: ...
 
 class Waiter(_message.Message):
-    __slots__ = ("lease_id", "holder_id", "mode", "wait_timeout_ms", "queued_revision", "waited_ms")
+    __slots__ = ("lease_id", "holder_id", "mode", "wait_timeout_ms", "queued_revision", "waited_ms", "permits")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     WAIT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_REVISION_FIELD_NUMBER: _ClassVar[int]
     WAITED_MS_FIELD_NUMBER: _ClassVar[int]
+    PERMITS_FIELD_NUMBER: _ClassVar[int]
     lease_id: int
     holder_id: str
     mode: LockMode
     wait_timeout_ms: int
     queued_revision: int
     waited_ms: int
-    def __init__(self, lease_id: _Optional[int] = ..., holder_id: _Optional[str] = ..., mode: _Optional[_Union[LockMode, str]] = ..., wait_timeout_ms: _Optional[int] = ..., queued_revision: _Optional[int] = ..., waited_ms: _Optional[int] = ...) -> None: ...
+    permits: int
+    def __init__(self, lease_id: _Optional[int] = ..., holder_id: _Optional[str] = ..., mode: _Optional[_Union[LockMode, str]] = ..., wait_timeout_ms: _Optional[int] = ..., queued_revision: _Optional[int] = ..., waited_ms: _Optional[int] = ..., permits: _Optional[int] = ...) -> None: ...
 
 class LockInfo(_message.Message):
     __slots__ = ("path", "holders", "waiters", "lock_delay")
@@ -403,7 +452,7 @@ class WatchRequest(_message.Message):
     def __init__(self, path: _Optional[str] = ..., prefix: _Optional[bool] = ..., start_revision: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("revision", "kind", "path", "lease_id", "holder_id", "mode", "fencing_token", "reason")
+    __slots__ = ("revision", "kind", "path", "lease_id", "holder_id", "mode", "fencing_token", "reason", "permits")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
@@ -412,6 +461,7 @@ class Event(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PERMITS_FIELD_NUMBER: _ClassVar[int]
     revision: int
     kind: EventKind
     path: str
@@ -420,7 +470,8 @@ class Event(_message.Message):
     mode: LockMode
     fencing_token: int
     reason: ReleaseReason
-    def __init__(self, revision: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., path: _Optional[str] = ..., lease_id: _Optional[int] = ..., holder_id: _Optional[str] = ..., mode: _Optional[_Union[LockMode, str]] = ..., fencing_token: _Optional[int] = ..., reason: _Optional[_Union[ReleaseReason, str]] = ...) -> None: ...
+    permits: int
+    def __init__(self, revision: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., path: _Optional[str] = ..., lease_id: _Optional[int] = ..., holder_id: _Optional[str] = ..., mode: _Optional[_Union[LockMode, str]] = ..., fencing_token: _Optional[int] = ..., reason: _Optional[_Union[ReleaseReason, str]] = ..., permits: _Optional[int] = ...) -> None: ...
 
 class WatchResponse(_message.Message):
     __slots__ = ("header", "events", "compacted", "compact_revision")
@@ -433,6 +484,112 @@ class WatchResponse(_message.Message):
     compacted: bool
     compact_revision: int
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., compacted: _Optional[bool] = ..., compact_revision: _Optional[int] = ...) -> None: ...
+
+class LeaderKey(_message.Message):
+    __slots__ = ("name", "lease_id", "fencing_token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    lease_id: int
+    fencing_token: int
+    def __init__(self, name: _Optional[str] = ..., lease_id: _Optional[int] = ..., fencing_token: _Optional[int] = ...) -> None: ...
+
+class CampaignRequest(_message.Message):
+    __slots__ = ("name", "lease_id", "value", "wait_timeout_ms", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    WAIT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    lease_id: int
+    value: str
+    wait_timeout_ms: int
+    request_id: int
+    def __init__(self, name: _Optional[str] = ..., lease_id: _Optional[int] = ..., value: _Optional[str] = ..., wait_timeout_ms: _Optional[int] = ..., request_id: _Optional[int] = ...) -> None: ...
+
+class CampaignResponse(_message.Message):
+    __slots__ = ("header", "leader", "wait_time_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    WAIT_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    leader: LeaderKey
+    wait_time_ms: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., leader: _Optional[_Union[LeaderKey, _Mapping]] = ..., wait_time_ms: _Optional[int] = ...) -> None: ...
+
+class ProclaimRequest(_message.Message):
+    __slots__ = ("leader", "value", "request_id")
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    leader: LeaderKey
+    value: str
+    request_id: int
+    def __init__(self, leader: _Optional[_Union[LeaderKey, _Mapping]] = ..., value: _Optional[str] = ..., request_id: _Optional[int] = ...) -> None: ...
+
+class ProclaimResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class LeaderRequest(_message.Message):
+    __slots__ = ("name", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    consistency: ReadConsistency
+    def __init__(self, name: _Optional[str] = ..., consistency: _Optional[_Union[ReadConsistency, str]] = ...) -> None: ...
+
+class LeaderResponse(_message.Message):
+    __slots__ = ("header", "leader", "value")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    leader: LeaderKey
+    value: str
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., leader: _Optional[_Union[LeaderKey, _Mapping]] = ..., value: _Optional[str] = ...) -> None: ...
+
+class ObserveRequest(_message.Message):
+    __slots__ = ("name", "start_revision")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_REVISION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    start_revision: int
+    def __init__(self, name: _Optional[str] = ..., start_revision: _Optional[int] = ...) -> None: ...
+
+class ObserveResponse(_message.Message):
+    __slots__ = ("header", "leader", "value", "revision", "compacted", "compact_revision")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    COMPACTED_FIELD_NUMBER: _ClassVar[int]
+    COMPACT_REVISION_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    leader: LeaderKey
+    value: str
+    revision: int
+    compacted: bool
+    compact_revision: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., leader: _Optional[_Union[LeaderKey, _Mapping]] = ..., value: _Optional[str] = ..., revision: _Optional[int] = ..., compacted: _Optional[bool] = ..., compact_revision: _Optional[int] = ...) -> None: ...
+
+class ResignRequest(_message.Message):
+    __slots__ = ("leader", "request_id")
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    leader: LeaderKey
+    request_id: int
+    def __init__(self, leader: _Optional[_Union[LeaderKey, _Mapping]] = ..., request_id: _Optional[int] = ...) -> None: ...
+
+class ResignResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

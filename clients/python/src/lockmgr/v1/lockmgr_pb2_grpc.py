@@ -63,6 +63,11 @@ class LockServiceStub:
                 request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ValidateFenceRequest.SerializeToString,
                 response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ValidateFenceResponse.FromString,
                 _registered_method=True)
+        self.LockStream = channel.unary_stream(
+                '/lockmgr.v1.LockService/LockStream',
+                request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.LockRequest.SerializeToString,
+                response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.LockStreamResponse.FromString,
+                _registered_method=True)
 
 
 class LockServiceServicer:
@@ -105,6 +110,19 @@ class LockServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LockStream(self, request, context):
+        """Lock, with the acquisition as a stream of states: QUEUED (and again each time the
+        request moves up the queue), ACQUIRED, JEOPARDY while the lease is not being renewed
+        (the leader has heard no keepalive for a third of its TTL), ACQUIRED again once it
+        is, and LOST when the grant ends (its lease expired or was revoked, or it was
+        unlocked), after which the stream ends. A try-lock that finds the path busy gets one
+        BUSY and the stream ends. Errors are those of Lock. Closing the stream does not
+        release the lock (Unlock does); it gives up a wait that is still queued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LockServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +150,11 @@ def add_LockServiceServicer_to_server(servicer, server):
                     servicer.ValidateFence,
                     request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ValidateFenceRequest.FromString,
                     response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ValidateFenceResponse.SerializeToString,
+            ),
+            'LockStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.LockStream,
+                    request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.LockRequest.FromString,
+                    response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.LockStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +296,33 @@ class LockService:
             '/lockmgr.v1.LockService/ValidateFence',
             lockmgr_dot_v1_dot_lockmgr__pb2.ValidateFenceRequest.SerializeToString,
             lockmgr_dot_v1_dot_lockmgr__pb2.ValidateFenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LockStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lockmgr.v1.LockService/LockStream',
+            lockmgr_dot_v1_dot_lockmgr__pb2.LockRequest.SerializeToString,
+            lockmgr_dot_v1_dot_lockmgr__pb2.LockStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -615,6 +665,280 @@ class WatchService:
             '/lockmgr.v1.WatchService/Watch',
             lockmgr_dot_v1_dot_lockmgr__pb2.WatchRequest.SerializeToString,
             lockmgr_dot_v1_dot_lockmgr__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ElectionServiceStub:
+    """---------------------------------------------------------------------------
+    Elections
+    ---------------------------------------------------------------------------
+
+    Leader election (etcd's v3election, on the lock table): an election named `name` is
+    an exclusive lock on the path `name` whose holder_id is the leader's value, so its
+    leader holds a fencing token and loses leadership exactly when its lease ends.
+    Candidates queue in FIFO order.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Campaign = channel.unary_unary(
+                '/lockmgr.v1.ElectionService/Campaign',
+                request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.CampaignRequest.SerializeToString,
+                response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.CampaignResponse.FromString,
+                _registered_method=True)
+        self.Proclaim = channel.unary_unary(
+                '/lockmgr.v1.ElectionService/Proclaim',
+                request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ProclaimRequest.SerializeToString,
+                response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ProclaimResponse.FromString,
+                _registered_method=True)
+        self.Leader = channel.unary_unary(
+                '/lockmgr.v1.ElectionService/Leader',
+                request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.LeaderRequest.SerializeToString,
+                response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.LeaderResponse.FromString,
+                _registered_method=True)
+        self.Observe = channel.unary_stream(
+                '/lockmgr.v1.ElectionService/Observe',
+                request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ObserveRequest.SerializeToString,
+                response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ObserveResponse.FromString,
+                _registered_method=True)
+        self.Resign = channel.unary_unary(
+                '/lockmgr.v1.ElectionService/Resign',
+                request_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ResignRequest.SerializeToString,
+                response_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ResignResponse.FromString,
+                _registered_method=True)
+
+
+class ElectionServiceServicer:
+    """---------------------------------------------------------------------------
+    Elections
+    ---------------------------------------------------------------------------
+
+    Leader election (etcd's v3election, on the lock table): an election named `name` is
+    an exclusive lock on the path `name` whose holder_id is the leader's value, so its
+    leader holds a fencing token and loses leadership exactly when its lease ends.
+    Candidates queue in FIFO order.
+    """
+
+    def Campaign(self, request, context):
+        """Waits until `lease_id` leads `name`, then answers with its leader key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Proclaim(self, request, context):
+        """Changes the leader's value without giving up leadership.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Leader(self, request, context):
+        """The current leader, if any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Observe(self, request, context):
+        """The leader now (or from `start_revision`), then every change: a new leader, a new
+        value, or no leader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resign(self, request, context):
+        """Gives up leadership (the next candidate, if any, leads).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ElectionServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Campaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Campaign,
+                    request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.CampaignRequest.FromString,
+                    response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.CampaignResponse.SerializeToString,
+            ),
+            'Proclaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.Proclaim,
+                    request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ProclaimRequest.FromString,
+                    response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ProclaimResponse.SerializeToString,
+            ),
+            'Leader': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leader,
+                    request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.LeaderRequest.FromString,
+                    response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.LeaderResponse.SerializeToString,
+            ),
+            'Observe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Observe,
+                    request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ObserveRequest.FromString,
+                    response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ObserveResponse.SerializeToString,
+            ),
+            'Resign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resign,
+                    request_deserializer=lockmgr_dot_v1_dot_lockmgr__pb2.ResignRequest.FromString,
+                    response_serializer=lockmgr_dot_v1_dot_lockmgr__pb2.ResignResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'lockmgr.v1.ElectionService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('lockmgr.v1.ElectionService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ElectionService:
+    """---------------------------------------------------------------------------
+    Elections
+    ---------------------------------------------------------------------------
+
+    Leader election (etcd's v3election, on the lock table): an election named `name` is
+    an exclusive lock on the path `name` whose holder_id is the leader's value, so its
+    leader holds a fencing token and loses leadership exactly when its lease ends.
+    Candidates queue in FIFO order.
+    """
+
+    @staticmethod
+    def Campaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockmgr.v1.ElectionService/Campaign',
+            lockmgr_dot_v1_dot_lockmgr__pb2.CampaignRequest.SerializeToString,
+            lockmgr_dot_v1_dot_lockmgr__pb2.CampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Proclaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockmgr.v1.ElectionService/Proclaim',
+            lockmgr_dot_v1_dot_lockmgr__pb2.ProclaimRequest.SerializeToString,
+            lockmgr_dot_v1_dot_lockmgr__pb2.ProclaimResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockmgr.v1.ElectionService/Leader',
+            lockmgr_dot_v1_dot_lockmgr__pb2.LeaderRequest.SerializeToString,
+            lockmgr_dot_v1_dot_lockmgr__pb2.LeaderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Observe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lockmgr.v1.ElectionService/Observe',
+            lockmgr_dot_v1_dot_lockmgr__pb2.ObserveRequest.SerializeToString,
+            lockmgr_dot_v1_dot_lockmgr__pb2.ObserveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lockmgr.v1.ElectionService/Resign',
+            lockmgr_dot_v1_dot_lockmgr__pb2.ResignRequest.SerializeToString,
+            lockmgr_dot_v1_dot_lockmgr__pb2.ResignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,15 @@ class LockServiceStub:
     ListLocks: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.ListLocksRequest, _lockmgr_pb2.ListLocksResponse]
     ValidateFence: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.ValidateFenceRequest, _lockmgr_pb2.ValidateFenceResponse]
     """Is `token` still a current holder's token for `path`?"""
+    LockStream: _grpc.UnaryStreamMultiCallable[_lockmgr_pb2.LockRequest, _lockmgr_pb2.LockStreamResponse]
+    """Lock, with the acquisition as a stream of states: QUEUED (and again each time the
+    request moves up the queue), ACQUIRED, JEOPARDY while the lease is not being renewed
+    (the leader has heard no keepalive for a third of its TTL), ACQUIRED again once it
+    is, and LOST when the grant ends (its lease expired or was revoked, or it was
+    unlocked), after which the stream ends. A try-lock that finds the path busy gets one
+    BUSY and the stream ends. Errors are those of Lock. Closing the stream does not
+    release the lock (Unlock does); it gives up a wait that is still queued.
+    """
 
 @_typing.type_check_only
 class LockServiceAsyncStub(LockServiceStub):
@@ -63,6 +72,15 @@ class LockServiceAsyncStub(LockServiceStub):
     ListLocks: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.ListLocksRequest, _lockmgr_pb2.ListLocksResponse]  # type: ignore[assignment]
     ValidateFence: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.ValidateFenceRequest, _lockmgr_pb2.ValidateFenceResponse]  # type: ignore[assignment]
     """Is `token` still a current holder's token for `path`?"""
+    LockStream: _aio.UnaryStreamMultiCallable[_lockmgr_pb2.LockRequest, _lockmgr_pb2.LockStreamResponse]  # type: ignore[assignment]
+    """Lock, with the acquisition as a stream of states: QUEUED (and again each time the
+    request moves up the queue), ACQUIRED, JEOPARDY while the lease is not being renewed
+    (the leader has heard no keepalive for a third of its TTL), ACQUIRED again once it
+    is, and LOST when the grant ends (its lease expired or was revoked, or it was
+    unlocked), after which the stream ends. A try-lock that finds the path busy gets one
+    BUSY and the stream ends. Errors are those of Lock. Closing the stream does not
+    release the lock (Unlock does); it gives up a wait that is still queued.
+    """
 
 class LockServiceServicer(metaclass=_abc_1.ABCMeta):
     """---------------------------------------------------------------------------
@@ -107,6 +125,21 @@ class LockServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_lockmgr_pb2.ValidateFenceResponse, _abc.Awaitable[_lockmgr_pb2.ValidateFenceResponse]]:
         """Is `token` still a current holder's token for `path`?"""
+
+    @_abc_1.abstractmethod
+    def LockStream(
+        self,
+        request: _lockmgr_pb2.LockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_lockmgr_pb2.LockStreamResponse], _abc.AsyncIterator[_lockmgr_pb2.LockStreamResponse]]:
+        """Lock, with the acquisition as a stream of states: QUEUED (and again each time the
+        request moves up the queue), ACQUIRED, JEOPARDY while the lease is not being renewed
+        (the leader has heard no keepalive for a third of its TTL), ACQUIRED again once it
+        is, and LOST when the grant ends (its lease expired or was revoked, or it was
+        unlocked), after which the stream ends. A try-lock that finds the path busy gets one
+        BUSY and the stream ends. Errors are those of Lock. Closing the stream does not
+        release the lock (Unlock does); it gives up a wait that is still queued.
+        """
 
 def add_LockServiceServicer_to_server(servicer: LockServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -225,6 +258,115 @@ class WatchServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_lockmgr_pb2.WatchResponse], _abc.AsyncIterator[_lockmgr_pb2.WatchResponse]]: ...
 
 def add_WatchServiceServicer_to_server(servicer: WatchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ElectionServiceStub:
+    """---------------------------------------------------------------------------
+    Elections
+    ---------------------------------------------------------------------------
+
+    Leader election (etcd's v3election, on the lock table): an election named `name` is
+    an exclusive lock on the path `name` whose holder_id is the leader's value, so its
+    leader holds a fencing token and loses leadership exactly when its lease ends.
+    Candidates queue in FIFO order.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ElectionServiceAsyncStub: ...
+    Campaign: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.CampaignRequest, _lockmgr_pb2.CampaignResponse]
+    """Waits until `lease_id` leads `name`, then answers with its leader key."""
+    Proclaim: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.ProclaimRequest, _lockmgr_pb2.ProclaimResponse]
+    """Changes the leader's value without giving up leadership."""
+    Leader: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.LeaderRequest, _lockmgr_pb2.LeaderResponse]
+    """The current leader, if any."""
+    Observe: _grpc.UnaryStreamMultiCallable[_lockmgr_pb2.ObserveRequest, _lockmgr_pb2.ObserveResponse]
+    """The leader now (or from `start_revision`), then every change: a new leader, a new
+    value, or no leader.
+    """
+    Resign: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.ResignRequest, _lockmgr_pb2.ResignResponse]
+    """Gives up leadership (the next candidate, if any, leads)."""
+
+@_typing.type_check_only
+class ElectionServiceAsyncStub(ElectionServiceStub):
+    """---------------------------------------------------------------------------
+    Elections
+    ---------------------------------------------------------------------------
+
+    Leader election (etcd's v3election, on the lock table): an election named `name` is
+    an exclusive lock on the path `name` whose holder_id is the leader's value, so its
+    leader holds a fencing token and loses leadership exactly when its lease ends.
+    Candidates queue in FIFO order.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Campaign: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.CampaignRequest, _lockmgr_pb2.CampaignResponse]  # type: ignore[assignment]
+    """Waits until `lease_id` leads `name`, then answers with its leader key."""
+    Proclaim: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.ProclaimRequest, _lockmgr_pb2.ProclaimResponse]  # type: ignore[assignment]
+    """Changes the leader's value without giving up leadership."""
+    Leader: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.LeaderRequest, _lockmgr_pb2.LeaderResponse]  # type: ignore[assignment]
+    """The current leader, if any."""
+    Observe: _aio.UnaryStreamMultiCallable[_lockmgr_pb2.ObserveRequest, _lockmgr_pb2.ObserveResponse]  # type: ignore[assignment]
+    """The leader now (or from `start_revision`), then every change: a new leader, a new
+    value, or no leader.
+    """
+    Resign: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.ResignRequest, _lockmgr_pb2.ResignResponse]  # type: ignore[assignment]
+    """Gives up leadership (the next candidate, if any, leads)."""
+
+class ElectionServiceServicer(metaclass=_abc_1.ABCMeta):
+    """---------------------------------------------------------------------------
+    Elections
+    ---------------------------------------------------------------------------
+
+    Leader election (etcd's v3election, on the lock table): an election named `name` is
+    an exclusive lock on the path `name` whose holder_id is the leader's value, so its
+    leader holds a fencing token and loses leadership exactly when its lease ends.
+    Candidates queue in FIFO order.
+    """
+
+    @_abc_1.abstractmethod
+    def Campaign(
+        self,
+        request: _lockmgr_pb2.CampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lockmgr_pb2.CampaignResponse, _abc.Awaitable[_lockmgr_pb2.CampaignResponse]]:
+        """Waits until `lease_id` leads `name`, then answers with its leader key."""
+
+    @_abc_1.abstractmethod
+    def Proclaim(
+        self,
+        request: _lockmgr_pb2.ProclaimRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lockmgr_pb2.ProclaimResponse, _abc.Awaitable[_lockmgr_pb2.ProclaimResponse]]:
+        """Changes the leader's value without giving up leadership."""
+
+    @_abc_1.abstractmethod
+    def Leader(
+        self,
+        request: _lockmgr_pb2.LeaderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lockmgr_pb2.LeaderResponse, _abc.Awaitable[_lockmgr_pb2.LeaderResponse]]:
+        """The current leader, if any."""
+
+    @_abc_1.abstractmethod
+    def Observe(
+        self,
+        request: _lockmgr_pb2.ObserveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_lockmgr_pb2.ObserveResponse], _abc.AsyncIterator[_lockmgr_pb2.ObserveResponse]]:
+        """The leader now (or from `start_revision`), then every change: a new leader, a new
+        value, or no leader.
+        """
+
+    @_abc_1.abstractmethod
+    def Resign(
+        self,
+        request: _lockmgr_pb2.ResignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lockmgr_pb2.ResignResponse, _abc.Awaitable[_lockmgr_pb2.ResignResponse]]:
+        """Gives up leadership (the next candidate, if any, leads)."""
+
+def add_ElectionServiceServicer_to_server(servicer: ElectionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class ClusterServiceStub:
     """---------------------------------------------------------------------------
