@@ -10,9 +10,12 @@
 A :class:`Client` talks to any member and follows the leader. A :class:`Session` is a
 lease kept alive by a background thread; its ``lost`` event is set as soon as the lease
 may no longer be counted on, before the cluster could hand its locks to anyone else. A
-:class:`Lock` carries the grant's fencing token. ``lockmgr.aio`` has the same API for
-asyncio. Errors are :class:`LockmgrError` and its subclasses, carrying the gRPC code and
-the server's reason.
+:class:`Lock` carries the grant's fencing token (a semaphore's permit is one too:
+``session.acquire_permit``). ``session.campaign`` wins an election (a
+:class:`Leadership`); ``client.leader`` and ``client.observe`` read and follow one.
+``session.lock_stream`` follows a lock request's states. ``lockmgr.aio`` has the same API
+for asyncio. Errors are :class:`LockmgrError` and its subclasses, carrying the gRPC code
+and the server's reason.
 """
 
 from lockmgr.client import Client
@@ -20,12 +23,14 @@ from lockmgr.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
+    InvalidPermits,
     LeaseNotFound,
     LockBusy,
     LockmgrError,
     LockNotHeld,
     ModeConflict,
     NotFound,
+    PermitsMismatch,
     RequestIdReused,
     RequestIdTooOld,
     ResourceExhausted,
@@ -36,16 +41,22 @@ from lockmgr.errors import (
     WaitTimeout,
     WatchCompacted,
 )
+from lockmgr.election import Leadership, Observation
+from lockmgr.lock_stream import LockStream
 from lockmgr.session import Lock, Session
 from lockmgr.types import (
+    AcquisitionState,
     Event,
     EventKind,
     FenceCheck,
     Holder,
+    Leader,
+    LeaderChange,
     LeaseStatus,
     LeaseTimeToLive,
     LockInfo,
     LockMode,
+    LockState,
     Waiter,
 )
 from lockmgr.watch import Watch
@@ -53,6 +64,7 @@ from lockmgr.watch import Watch
 __version__ = "0.1.0"
 
 __all__ = [
+    "AcquisitionState",
     "Client",
     "DeadlineExceeded",
     "Event",
@@ -61,6 +73,10 @@ __all__ = [
     "FenceCheck",
     "Holder",
     "InvalidArgument",
+    "InvalidPermits",
+    "Leader",
+    "LeaderChange",
+    "Leadership",
     "LeaseNotFound",
     "LeaseStatus",
     "LeaseTimeToLive",
@@ -69,9 +85,13 @@ __all__ = [
     "LockInfo",
     "LockMode",
     "LockNotHeld",
+    "LockState",
+    "LockStream",
     "LockmgrError",
     "ModeConflict",
     "NotFound",
+    "Observation",
+    "PermitsMismatch",
     "RequestIdReused",
     "RequestIdTooOld",
     "ResourceExhausted",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from lockmgr.errors import Answer, InvalidArgument
+from lockmgr.errors import Answer, InvalidArgument, InvalidPermits
 
 # Pauses between attempts: 25 ms doubling to 500 ms.
 PAUSE_MIN_S = 0.025
@@ -133,6 +133,33 @@ def wait_ms(wait_s: float) -> int:
     if wait_s < 0 or wait_s > WAIT_MAX_S:
         raise InvalidArgument(f"wait {wait_s} s: it must be 0 (try once) to {WAIT_MAX_S:.0f} s")
     return int(round(wait_s * 1000))
+
+
+def campaign_wait_ms(wait_s: float | None) -> int:
+    """A campaign's ``wait_timeout_ms``: 0 (``None``) is as long as the server allows.
+    A campaign has no try: a wait must be positive."""
+    if wait_s is None:
+        return 0
+    if wait_s <= 0:
+        raise InvalidArgument(
+            f"campaign wait {wait_s} s: it must be positive, or None (as long as the server allows)"
+        )
+    return max(1, wait_ms(wait_s))
+
+
+def campaign_patience(config: Config, wait_timeout_ms: int) -> float:
+    """How long one attempt of a ``Campaign`` waits for its answer (0: the server's
+    longest wait)."""
+    wait_s = wait_timeout_ms / 1000 if wait_timeout_ms > 0 else WAIT_MAX_S
+    return lock_patience(config, wait_s)
+
+
+def permits_count(permits: int) -> int:
+    """A semaphore's permits as sent: the server judges 0 and its maximum (``INVALID_PERMITS``);
+    a negative count cannot be sent."""
+    if permits < 0:
+        raise InvalidPermits(f"permits {permits}: a semaphore needs at least 1")
+    return permits
 
 
 def ttl_ms(ttl_s: float) -> int:

@@ -16,7 +16,7 @@ import grpc
 
 from lockmgr import _policy as policy
 from lockmgr.errors import Answer, LockmgrError, unavailable
-from lockmgr.types import FenceCheck, LeaseStatus, LeaseTimeToLive, LockInfo
+from lockmgr.types import FenceCheck, Leader, LeaseStatus, LeaseTimeToLive, LockInfo
 from lockmgr.v1 import lockmgr_pb2 as pb
 from lockmgr.v1 import lockmgr_pb2_grpc as pb_grpc
 
@@ -31,6 +31,7 @@ class Stubs:
         self.lease = pb_grpc.LeaseServiceStub(channel)
         self.watch = pb_grpc.WatchServiceStub(channel)
         self.cluster = pb_grpc.ClusterServiceStub(channel)
+        self.election = pb_grpc.ElectionServiceStub(channel)
 
 
 class Client:
@@ -249,6 +250,38 @@ class Client:
         after the last event it delivered."""
         return Watch(self, path, prefix=not exact, start_revision=start_revision)
 
+    # --- elections ---
+
+    def campaign_request(self, request: pb.CampaignRequest) -> pb.CampaignResponse:
+        """One ``Campaign`` call, retried as is (same request id) until answered
+        (:meth:`Session.campaign` uses it)."""
+        patience = policy.campaign_patience(self.config, request.wait_timeout_ms)
+        return self.retrying(lambda s, t: s.election.Campaign(request, timeout=t), patience)
+
+    def proclaim_request(self, request: pb.ProclaimRequest) -> pb.ProclaimResponse:
+        """One ``Proclaim`` call, retried as is (same request id) until answered."""
+        return self.retrying(lambda s, t: s.election.Proclaim(request, timeout=t))
+
+    def resign_request(self, request: pb.ResignRequest) -> pb.ResignResponse:
+        """One ``Resign`` call, retried as is (same request id) until answered."""
+        return self.retrying(lambda s, t: s.election.Resign(request, timeout=t))
+
+    def leader(self, name: str, *, serializable: bool = False) -> Leader | None:
+        """Who leads the election ``name`` (its value, lease and token); ``None`` if
+        nobody does."""
+        request = pb.LeaderRequest(name=name, consistency=_consistency(serializable))
+        response = self.retrying(lambda s, t: s.election.Leader(request, timeout=t))
+        if not response.HasField("leader"):
+            return None
+        return Leader.from_wire(response.leader, response.value)
+
+    def observe(self, name: str, *, start_revision: int = 0) -> Observation:
+        """The leader of the election ``name`` now (or from ``start_revision``), then each
+        change (a new leader, a new value, nobody), as :class:`LeaderChange` s. Iterate
+        it; ``cancel()`` or leaving a ``with`` block ends it. If its member fails, it
+        resumes on another after the last change it delivered."""
+        return Observation(self, name, start_revision=start_revision)
+
     # --- the cluster ---
 
     def status(self) -> pb.StatusResponse:
@@ -280,7 +313,8 @@ def _stream_closed() -> grpc.RpcError:
 
 
 # Imported last: the session module builds on the client.
+from lockmgr.election import Observation  # noqa: E402
 from lockmgr.session import Session  # noqa: E402
 from lockmgr.watch import Watch  # noqa: E402
 
-__all__ = ["Client", "Session", "Stubs", "Watch"]
+__all__ = ["Client", "Observation", "Session", "Stubs", "Watch"]

@@ -73,6 +73,11 @@ class RequestIdReused(InvalidArgument):
     """A request id the lease used for another request (``REQUEST_ID_REUSED``)."""
 
 
+class InvalidPermits(InvalidArgument):
+    """A semaphore of 0 permits, or of more than the server's ``semaphore_permits_max``
+    (``INVALID_PERMITS``)."""
+
+
 class NotFound(LockmgrError):
     """``NOT_FOUND``: something named does not exist."""
 
@@ -99,6 +104,12 @@ class ModeConflict(FailedPrecondition):
 
 class RequestIdTooOld(FailedPrecondition):
     """The request id is below the lease's remembered window."""
+
+
+class PermitsMismatch(FailedPrecondition):
+    """The path is held or awaited as a semaphore of other permits, or as a lock while
+    the request asks for a semaphore (or the reverse): every holder and waiter of a path
+    names the same permits (``PERMITS_MISMATCH``)."""
 
 
 class LockBusy(LockmgrError):
@@ -143,11 +154,13 @@ class Unavailable(LockmgrError):
 
 _BY_REASON: dict[str, type[LockmgrError]] = {
     "REQUEST_ID_REUSED": RequestIdReused,
+    "INVALID_PERMITS": InvalidPermits,
     "LEASE_NOT_FOUND": LeaseNotFound,
     "LOCK_NOT_HELD": LockNotHeld,
     "STALE_TOKEN": StaleToken,
     "MODE_CONFLICT": ModeConflict,
     "REQUEST_ID_TOO_OLD": RequestIdTooOld,
+    "PERMITS_MISMATCH": PermitsMismatch,
     "WAIT_TIMEOUT": WaitTimeout,
     "WAIT_ABANDONED": WaitAbandoned,
     "LEASE_LOST": SessionLost,
@@ -251,8 +264,9 @@ def _call(error: grpc.RpcError, method: str) -> Any:
 
 
 class WatchCompacted(LockmgrError):
-    """The watch fell behind what its member keeps (or started before it): re-read the
-    state (``get_lock`` / ``list_locks``) and watch again from ``compact_revision``."""
+    """The watch (or an election's ``observe``) fell behind what its member keeps (or
+    started before it): re-read the state (``get_lock`` / ``list_locks`` / ``leader``)
+    and watch again from ``compact_revision``."""
 
     def __init__(self, message: str, *, compact_revision: int) -> None:
         super().__init__(message)

@@ -10,7 +10,8 @@ election, not its lease (``docs/semantics.md``, failover).
 Request ids: a session counts them from 1. Every ``Lock`` and ``Unlock`` gets a new one;
 only a retry of that same request (after a time-out, a lost connection, a member that is
 not the leader) sends it again, so a retried lock that had queued joins its wait, and one
-that was granted gets the same grant back, never a second one.
+that was granted gets the same grant back, never a second one. ``Campaign``, ``Proclaim``
+and ``Resign`` follow the same rule, as does a ``lock_stream`` reopened on another member.
 """
 
 from __future__ import annotations
@@ -54,9 +55,6 @@ class Session:
     counted on, before the cluster could hand its locks to anyone else: stop writing
     under its locks then. ``is_lost`` says the same as a property.
     """
-
-    # Extension point: elections (``campaign``) and semaphores (``permits``) will be
-    # methods of the session, on its lease, once the server has them.
 
     def __init__(self, client: Client, lease_id: int, ttl_ms: int, safe_until: float) -> None:
         self.client = client
@@ -139,23 +137,92 @@ class Session:
         """The lock on ``path`` if it is free now, else ``None``."""
         return self.acquire(path, mode=mode, wait=0)
 
-    def acquire(self, path: str, *, mode: LockMode | str, wait: float) -> Lock | None:
-        """A lock in ``mode``, waiting up to ``wait`` seconds (0: a try-lock, ``None``
-        if busy)."""
+    def acquire(
+        self, path: str, *, mode: LockMode | str, wait: float, permits: int = 0
+    ) -> Lock | None:
+        """A lock in ``mode`` (a semaphore's permit with ``permits``), waiting up to
+        ``wait`` seconds (0: a try, ``None`` if busy)."""
         self._check_alive()
         lock_mode = LockMode.of(mode)
-        request = pb.LockRequest(
-            path=path,
-            lease_id=self.lease_id,
-            mode=lock_mode.wire,
-            wait_timeout_ms=policy.wait_ms(wait),
-            holder_id=self.client.config.holder_id,
-            request_id=self.next_request_id(),
-        )
+        request = self.new_lock_request(path, lock_mode, wait, permits)
         response = self.client.lock_request(request)
         if not response.acquired:
             return None
-        return Lock(self, path, response.fencing_token, lock_mode)
+        return Lock(self, path, response.fencing_token, lock_mode, request.permits)
+
+    def new_lock_request(
+        self, path: str, mode: LockMode, wait: float, permits: int = 0
+    ) -> pb.LockRequest:
+        """A ``Lock`` request of this session's lease, with a new request id."""
+        return pb.LockRequest(
+            path=path,
+            lease_id=self.lease_id,
+            mode=mode.wire,
+            wait_timeout_ms=policy.wait_ms(wait),
+            holder_id=self.client.config.holder_id,
+            request_id=self.next_request_id(),
+            permits=policy.permits_count(permits),
+        )
+
+    # --- semaphores ---
+
+    def acquire_permit(self, path: str, permits: int, wait: float = 30.0) -> Lock:
+        """Waits up to ``wait`` seconds for one of the ``permits`` places of the semaphore
+        ``path`` (up to ``permits`` holders at once, each with its own fencing token). Every
+        holder and waiter of the path names the same ``permits``. Use the result as
+        :meth:`lock`'s.
+
+        Raises :class:`WaitTimeout`, :class:`LockBusy` (``wait`` 0 and no place free),
+        :class:`PermitsMismatch` (the path is a lock, or a semaphore of other permits),
+        :class:`InvalidPermits`, :class:`SessionLost`."""
+        lock = self.acquire(path, mode=LockMode.SEMAPHORE, wait=wait, permits=permits)
+        if lock is None:
+            raise LockBusy(f"{path}: its {permits} permits were taken and the request did not wait")
+        return lock
+
+    def try_acquire_permit(self, path: str, permits: int) -> Lock | None:
+        """A permit of the semaphore ``path`` if one is free now, else ``None``."""
+        return self.acquire(path, mode=LockMode.SEMAPHORE, wait=0, permits=permits)
+
+    # --- lock streams ---
+
+    def lock_stream(
+        self,
+        path: str,
+        wait: float = 30.0,
+        *,
+        mode: LockMode | str | None = None,
+        permits: int = 0,
+    ) -> LockStream:
+        """A lock request (a semaphore's with ``permits``; ``wait`` 0: a try) followed as
+        it goes: iterate the result for :class:`LockState` s (QUEUED, ACQUIRED,
+        JEOPARDY, LOST, BUSY); ``stream.lock`` is the :class:`Lock` once ACQUIRED. Leaving
+        its ``with`` block ends the stream and unlocks. Errors are :meth:`lock`'s, raised
+        by the iteration."""
+        self._check_alive()
+        lock_mode = LockMode.of_request(mode, permits)
+        return LockStream(self, self.new_lock_request(path, lock_mode, wait, permits), lock_mode)
+
+    # --- elections ---
+
+    def campaign(self, name: str, value: str, wait: float | None = None) -> Leadership:
+        """Waits up to ``wait`` seconds (``None``: as long as the server allows) until this
+        session leads the election ``name``, with ``value`` as the leader's value
+        (what :meth:`Client.leader` answers). Use the result as a context manager (it
+        resigns at the end of the block) or call ``resign()``.
+
+        Raises :class:`WaitTimeout` (a :class:`LockBusy`) if the wait ended first,
+        :class:`SessionLost` if the lease ended while waiting."""
+        self._check_alive()
+        request = pb.CampaignRequest(
+            name=name,
+            lease_id=self.lease_id,
+            value=value,
+            wait_timeout_ms=policy.campaign_wait_ms(wait),
+            request_id=self.next_request_id(),
+        )
+        response = self.client.campaign_request(request)
+        return Leadership(self, response.leader, value)
 
     def release(self, path: str, fencing_token: int) -> None:
         """Unlocks one grant (what :meth:`Lock.unlock` does)."""
@@ -179,13 +246,18 @@ class Session:
 
 
 class Lock:
-    """A held lock. Give :attr:`fencing_token` to every resource written under it."""
+    """A held lock, or a semaphore's permit (``permits`` > 0). Give :attr:`fencing_token`
+    to every resource written under it."""
 
-    def __init__(self, session: Session, path: str, fencing_token: int, mode: LockMode) -> None:
+    def __init__(
+        self, session: Session, path: str, fencing_token: int, mode: LockMode, permits: int = 0
+    ) -> None:
         self.session = session
         self.path = path
         self.fencing_token = fencing_token
         self.mode = mode
+        # Mode SEMAPHORE: the semaphore's permits (0 for a lock).
+        self.permits = permits
         self.released = False
 
     @property
@@ -193,9 +265,10 @@ class Lock:
         return self.session.lease_id
 
     def __repr__(self) -> str:
+        permits = f", permits={self.permits}" if self.permits else ""
         return (
             f"Lock(path={self.path!r}, fencing_token={self.fencing_token}, "
-            f"lease_id={self.lease_id}, mode={self.mode.value})"
+            f"lease_id={self.lease_id}, mode={self.mode.value}{permits})"
         )
 
     def unlock(self) -> None:
@@ -352,3 +425,8 @@ class _KeepAlive(threading.Thread):
             self.safe_until = policy.safe_until(sent_at, answer.ttl_ms / 1000)
             return True
         return False
+
+
+# Imported last: they build on the session's classes.
+from lockmgr.election import Leadership  # noqa: E402
+from lockmgr.lock_stream import LockStream  # noqa: E402

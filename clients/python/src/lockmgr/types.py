@@ -7,7 +7,7 @@ client's arguments are seconds (``ttl=10``, ``wait=30``).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lockmgr.v1 import lockmgr_pb2 as pb
 
@@ -15,10 +15,12 @@ from lockmgr.v1 import lockmgr_pb2 as pb
 class LockMode(enum.Enum):
     EXCLUSIVE = "exclusive"
     SHARED = "shared"
+    # A counting semaphore: up to its permits holders at once, each with its own token.
+    SEMAPHORE = "semaphore"
 
     @property
     def wire(self) -> pb.LockMode:
-        return pb.LOCK_MODE_SHARED if self is LockMode.SHARED else pb.LOCK_MODE_EXCLUSIVE
+        return _WIRE_MODES[self]
 
     @classmethod
     def of(cls, mode: LockMode | str) -> LockMode:
@@ -26,9 +28,24 @@ class LockMode(enum.Enum):
         return mode if isinstance(mode, LockMode) else cls(mode.lower())
 
     @classmethod
+    def of_request(cls, mode: LockMode | str | None, permits: int) -> LockMode:
+        """The mode given, else a semaphore if ``permits`` are, else exclusive."""
+        if mode is not None:
+            return cls.of(mode)
+        return cls.SEMAPHORE if permits else cls.EXCLUSIVE
+
+    @classmethod
     def from_wire(cls, mode: int) -> LockMode:
         # On the wire, UNSPECIFIED (0) means exclusive.
-        return cls.SHARED if mode == pb.LOCK_MODE_SHARED else cls.EXCLUSIVE
+        return _MODES_BY_WIRE.get(mode, cls.EXCLUSIVE)
+
+
+_WIRE_MODES = {
+    LockMode.EXCLUSIVE: pb.LOCK_MODE_EXCLUSIVE,
+    LockMode.SHARED: pb.LOCK_MODE_SHARED,
+    LockMode.SEMAPHORE: pb.LOCK_MODE_SEMAPHORE,
+}
+_MODES_BY_WIRE: dict[int, LockMode] = {int(wire): mode for mode, wire in _WIRE_MODES.items()}
 
 
 class EventKind(enum.Enum):
@@ -36,6 +53,8 @@ class EventKind(enum.Enum):
     RELEASED = "released"
     QUEUED = "queued"
     DEQUEUED = "dequeued"
+    # The holder changed its holder_id: an election's new value (``Leadership.proclaim``).
+    PROCLAIMED = "proclaimed"
     UNSPECIFIED = "unspecified"
 
 
@@ -44,7 +63,19 @@ _EVENT_KINDS = {
     pb.EVENT_KIND_RELEASED: EventKind.RELEASED,
     pb.EVENT_KIND_QUEUED: EventKind.QUEUED,
     pb.EVENT_KIND_DEQUEUED: EventKind.DEQUEUED,
+    pb.EVENT_KIND_PROCLAIMED: EventKind.PROCLAIMED,
 }
+
+
+def release_reason(reason: int) -> str | None:
+    """``"revoked"`` for ``RELEASE_REASON_REVOKED``; ``None`` for UNSPECIFIED."""
+    if reason == pb.RELEASE_REASON_UNSPECIFIED:
+        return None
+    try:
+        name = pb.ReleaseReason.Name(reason)
+    except ValueError:  # a reason newer than these stubs
+        return str(reason)
+    return name.removeprefix("RELEASE_REASON_").lower()
 
 
 @dataclass(frozen=True)
@@ -55,10 +86,19 @@ class Holder:
     mode: LockMode
     # Since the grant, on the answering member's clock (0 if unknown).
     held_ms: int
+    # Mode SEMAPHORE: the semaphore's permits (0 for a lock).
+    permits: int = 0
 
     @classmethod
     def from_wire(cls, h: pb.Holder) -> Holder:
-        return cls(h.lease_id, h.holder_id, h.fencing_token, LockMode.from_wire(h.mode), h.held_ms)
+        return cls(
+            h.lease_id,
+            h.holder_id,
+            h.fencing_token,
+            LockMode.from_wire(h.mode),
+            h.held_ms,
+            h.permits,
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +109,8 @@ class Waiter:
     wait_timeout_ms: int
     queued_revision: int
     waited_ms: int
+    # Mode SEMAPHORE: the semaphore's permits (0 for a lock).
+    permits: int = 0
 
     @classmethod
     def from_wire(cls, w: pb.Waiter) -> Waiter:
@@ -79,6 +121,7 @@ class Waiter:
             w.wait_timeout_ms,
             w.queued_revision,
             w.waited_ms,
+            w.permits,
         )
 
 
@@ -160,16 +203,11 @@ class Event:
     # For RELEASED ("released", "revoked", "expired") and DEQUEUED ("wait_timeout",
     # "cancelled", "revoked", "expired"); None otherwise.
     reason: str | None
+    # Mode SEMAPHORE: the semaphore's permits (0 for a lock).
+    permits: int = 0
 
     @classmethod
     def from_wire(cls, e: pb.Event) -> Event:
-        reason = None
-        if e.reason != pb.RELEASE_REASON_UNSPECIFIED:
-            try:
-                name = pb.ReleaseReason.Name(e.reason)
-            except ValueError:
-                name = str(e.reason)
-            reason = name.removeprefix("RELEASE_REASON_").lower()
         return cls(
             e.revision,
             _EVENT_KINDS.get(e.kind, EventKind.UNSPECIFIED),
@@ -178,5 +216,103 @@ class Event:
             e.holder_id,
             LockMode.from_wire(e.mode),
             e.fencing_token,
-            reason,
+            release_reason(e.reason),
+            e.permits,
+        )
+
+
+# --- elections ---
+
+
+@dataclass(frozen=True)
+class Leader:
+    """Who leads an election: its lease, the fencing token of its grant, its value."""
+
+    name: str
+    lease_id: int
+    fencing_token: int
+    value: str
+
+    @classmethod
+    def from_wire(cls, key: pb.LeaderKey, value: str) -> Leader:
+        return cls(key.name, key.lease_id, key.fencing_token, value)
+
+
+@dataclass(frozen=True)
+class LeaderChange:
+    """What ``observe`` yields: the leader from ``revision`` on (``None``: nobody)."""
+
+    revision: int
+    leader: Leader | None
+
+    @classmethod
+    def from_wire(cls, r: pb.ObserveResponse) -> LeaderChange:
+        leader = Leader.from_wire(r.leader, r.value) if r.HasField("leader") else None
+        return cls(r.revision, leader)
+
+
+# --- lock streams ---
+
+
+class AcquisitionState(enum.Enum):
+    """Where a ``lock_stream`` request stands."""
+
+    # In the queue (again each time it moves up): ``position`` and ``ahead`` say where.
+    QUEUED = "queued"
+    # Granted (again after a JEOPARDY, once the lease is renewed): ``fencing_token``.
+    ACQUIRED = "acquired"
+    # The leader heard no keepalive for a third of the TTL: ``remaining_ttl_ms`` left.
+    JEOPARDY = "jeopardy"
+    # The grant ended (``reason``); the stream ends.
+    LOST = "lost"
+    # A try (``wait=0``) found the path busy: ``holders`` refused it; the stream ends.
+    BUSY = "busy"
+    UNSPECIFIED = "unspecified"
+
+
+_ACQUISITION_STATES = {
+    pb.ACQUISITION_STATE_QUEUED: AcquisitionState.QUEUED,
+    pb.ACQUISITION_STATE_ACQUIRED: AcquisitionState.ACQUIRED,
+    pb.ACQUISITION_STATE_JEOPARDY: AcquisitionState.JEOPARDY,
+    pb.ACQUISITION_STATE_LOST: AcquisitionState.LOST,
+    pb.ACQUISITION_STATE_BUSY: AcquisitionState.BUSY,
+}
+
+
+@dataclass(frozen=True)
+class LockState:
+    """One state of a ``lock_stream`` request; the fields its state does not use are 0
+    (``reason`` ``None``, ``holders`` empty)."""
+
+    state: AcquisitionState
+    # QUEUED: the request's place (0: next) and how many requests are ahead of it.
+    position: int
+    ahead: int
+    # ACQUIRED, JEOPARDY, LOST: the grant's fencing token.
+    fencing_token: int
+    # JEOPARDY: how long the lease has left on the leader's clock.
+    remaining_ttl_ms: int
+    # LOST: "released", "revoked", "expired".
+    reason: str | None
+    # BUSY: the holders that refused the try.
+    holders: tuple[Holder, ...]
+    # The revision of the answering member when it sent the state (not compared).
+    revision: int = field(default=0, compare=False)
+
+    @property
+    def ended(self) -> bool:
+        """LOST or BUSY: the server ends the stream after it."""
+        return self.state in (AcquisitionState.LOST, AcquisitionState.BUSY)
+
+    @classmethod
+    def from_wire(cls, r: pb.LockStreamResponse) -> LockState:
+        return cls(
+            _ACQUISITION_STATES.get(r.state, AcquisitionState.UNSPECIFIED),
+            r.position,
+            r.ahead,
+            r.fencing_token,
+            r.remaining_ttl_ms,
+            release_reason(r.reason),
+            tuple(Holder.from_wire(h) for h in r.holders),
+            r.header.revision,
         )

@@ -14,7 +14,7 @@ import grpc.aio
 
 from lockmgr import _policy as policy
 from lockmgr.errors import Answer, LockmgrError, unavailable
-from lockmgr.types import FenceCheck, LeaseStatus, LeaseTimeToLive, LockInfo
+from lockmgr.types import FenceCheck, Leader, LeaseStatus, LeaseTimeToLive, LockInfo
 from lockmgr.v1 import lockmgr_pb2 as pb
 from lockmgr.v1 import lockmgr_pb2_grpc as pb_grpc
 
@@ -67,6 +67,7 @@ class Stubs:
         self.lease: pb_grpc.LeaseServiceAsyncStub = pb_grpc.LeaseServiceStub(channel)
         self.watch: pb_grpc.WatchServiceAsyncStub = pb_grpc.WatchServiceStub(channel)
         self.cluster: pb_grpc.ClusterServiceAsyncStub = pb_grpc.ClusterServiceStub(channel)
+        self.election: pb_grpc.ElectionServiceAsyncStub = pb_grpc.ElectionServiceStub(channel)
 
 
 class Client:
@@ -258,6 +259,32 @@ class Client:
         the end of the block or ``cancel()`` ends it."""
         return Watch(self, path, prefix=not exact, start_revision=start_revision)
 
+    # --- elections ---
+
+    async def campaign_request(self, request: pb.CampaignRequest) -> pb.CampaignResponse:
+        """One ``Campaign`` call, retried as is (same request id) until answered."""
+        patience = policy.campaign_patience(self.config, request.wait_timeout_ms)
+        return await self.retrying(lambda s, t: s.election.Campaign(request, timeout=t), patience)
+
+    async def proclaim_request(self, request: pb.ProclaimRequest) -> pb.ProclaimResponse:
+        return await self.retrying(lambda s, t: s.election.Proclaim(request, timeout=t))
+
+    async def resign_request(self, request: pb.ResignRequest) -> pb.ResignResponse:
+        return await self.retrying(lambda s, t: s.election.Resign(request, timeout=t))
+
+    async def leader(self, name: str, *, serializable: bool = False) -> Leader | None:
+        """Who leads the election ``name``; ``None`` if nobody does."""
+        request = pb.LeaderRequest(name=name, consistency=_consistency(serializable))
+        response = await self.retrying(lambda s, t: s.election.Leader(request, timeout=t))
+        if not response.HasField("leader"):
+            return None
+        return Leader.from_wire(response.leader, response.value)
+
+    def observe(self, name: str, *, start_revision: int = 0) -> Observation:
+        """An async iterator of the leader of ``name`` now (or from ``start_revision``),
+        then each change (see :meth:`lockmgr.Client.observe`)."""
+        return Observation(self, name, start_revision=start_revision)
+
     # --- the cluster ---
 
     async def status(self) -> pb.StatusResponse:
@@ -273,5 +300,6 @@ def _consistency(serializable: bool) -> pb.ReadConsistency:
     return pb.READ_CONSISTENCY_SERIALIZABLE if serializable else pb.READ_CONSISTENCY_LINEARIZABLE
 
 
+from lockmgr.aio.election import Observation  # noqa: E402
 from lockmgr.aio.session import Session  # noqa: E402
 from lockmgr.aio.watch import Watch  # noqa: E402

@@ -1,6 +1,7 @@
 """Sessions and locks for asyncio: as :mod:`lockmgr.session`, with the keepalive as a
 task on the session's event loop and ``lost`` an :class:`asyncio.Event`. The request id
-rule is the same: a new id per ``Lock`` and ``Unlock``, reused only by its retries.
+rule is the same: a new id per ``Lock``, ``Unlock``, ``Campaign``, ``Proclaim`` and
+``Resign`` (and per ``lock_stream``), reused only by its retries.
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ log = logging.getLogger("lockmgr")
 class Session:
     """A lease kept alive by a task. ``lost`` is an :class:`asyncio.Event` set as soon as
     the lease may no longer be counted on; ``is_lost`` the same as a property."""
-
-    # Extension point: elections (``campaign``) and semaphores (``permits``) will be
-    # methods of the session, on its lease, once the server has them.
 
     def __init__(self, client: Client, lease_id: int, ttl_ms: int, safe_until: float) -> None:
         self.client = client
@@ -123,24 +121,90 @@ class Session:
         """The lock on ``path`` if it is free now, else ``None``."""
         return await self.acquire(path, mode=mode, wait=0)
 
-    async def acquire(self, path: str, *, mode: LockMode | str, wait: float) -> Lock | None:
-        if self.is_lost:
-            raise SessionLost(f"session lost: lease {self.lease_id} may be gone")
-        if self._closed:
-            raise SessionLost(f"session closed: lease {self.lease_id} was revoked")
+    async def acquire(
+        self, path: str, *, mode: LockMode | str, wait: float, permits: int = 0
+    ) -> Lock | None:
+        """A lock in ``mode`` (a semaphore's permit with ``permits``), waiting up to
+        ``wait`` seconds (0: a try, ``None`` if busy)."""
+        self._check_alive()
         lock_mode = LockMode.of(mode)
-        request = pb.LockRequest(
-            path=path,
-            lease_id=self.lease_id,
-            mode=lock_mode.wire,
-            wait_timeout_ms=policy.wait_ms(wait),
-            holder_id=self.client.config.holder_id,
-            request_id=self.next_request_id(),
-        )
+        request = self.new_lock_request(path, lock_mode, wait, permits)
         response = await self.client.lock_request(request)
         if not response.acquired:
             return None
-        return Lock(self, path, response.fencing_token, lock_mode)
+        return Lock(self, path, response.fencing_token, lock_mode, request.permits)
+
+    def new_lock_request(
+        self, path: str, mode: LockMode, wait: float, permits: int = 0
+    ) -> pb.LockRequest:
+        """A ``Lock`` request of this session's lease, with a new request id."""
+        return pb.LockRequest(
+            path=path,
+            lease_id=self.lease_id,
+            mode=mode.wire,
+            wait_timeout_ms=policy.wait_ms(wait),
+            holder_id=self.client.config.holder_id,
+            request_id=self.next_request_id(),
+            permits=policy.permits_count(permits),
+        )
+
+    # --- semaphores ---
+
+    def acquire_permit(self, path: str, permits: int, wait: float = 30.0) -> Opening[Lock]:
+        """Waits up to ``wait`` seconds for a permit of the semaphore ``path`` (see
+        :meth:`lockmgr.Session.acquire_permit`): ``async with`` or ``await``."""
+        from lockmgr.aio.client import Opening
+
+        return Opening(self._acquire_permit(path, permits, wait))
+
+    async def _acquire_permit(self, path: str, permits: int, wait: float) -> Lock:
+        lock = await self.acquire(path, mode=LockMode.SEMAPHORE, wait=wait, permits=permits)
+        if lock is None:
+            raise LockBusy(f"{path}: its {permits} permits were taken and the request did not wait")
+        return lock
+
+    async def try_acquire_permit(self, path: str, permits: int) -> Lock | None:
+        """A permit of the semaphore ``path`` if one is free now, else ``None``."""
+        return await self.acquire(path, mode=LockMode.SEMAPHORE, wait=0, permits=permits)
+
+    # --- lock streams ---
+
+    def lock_stream(
+        self,
+        path: str,
+        wait: float = 30.0,
+        *,
+        mode: LockMode | str | None = None,
+        permits: int = 0,
+    ) -> LockStream:
+        """A lock request followed as it goes (see :meth:`lockmgr.Session.lock_stream`):
+        ``async with session.lock_stream(path) as states: async for state in states``."""
+        self._check_alive()
+        lock_mode = LockMode.of_request(mode, permits)
+        return LockStream(self, self.new_lock_request(path, lock_mode, wait, permits), lock_mode)
+
+    # --- elections ---
+
+    def campaign(self, name: str, value: str, wait: float | None = None) -> Opening[Leadership]:
+        """Waits up to ``wait`` seconds (``None``: as long as the server allows) until this
+        session leads the election ``name`` with ``value`` (see
+        :meth:`lockmgr.Session.campaign`): ``async with`` (resigns after the block) or
+        ``await``."""
+        from lockmgr.aio.client import Opening
+
+        return Opening(self._campaign(name, value, wait))
+
+    async def _campaign(self, name: str, value: str, wait: float | None) -> Leadership:
+        self._check_alive()
+        request = pb.CampaignRequest(
+            name=name,
+            lease_id=self.lease_id,
+            value=value,
+            wait_timeout_ms=policy.campaign_wait_ms(wait),
+            request_id=self.next_request_id(),
+        )
+        response = await self.client.campaign_request(request)
+        return Leadership(self, response.leader, value)
 
     async def release(self, path: str, fencing_token: int) -> None:
         request = pb.UnlockRequest(
@@ -154,15 +218,26 @@ class Session:
     async def time_to_live(self) -> LeaseTimeToLive:
         return await self.client.time_to_live(self.lease_id)
 
+    def _check_alive(self) -> None:
+        if self.is_lost:
+            raise SessionLost(f"session lost: lease {self.lease_id} may be gone")
+        if self._closed:
+            raise SessionLost(f"session closed: lease {self.lease_id} was revoked")
+
 
 class Lock:
-    """A held lock. Give :attr:`fencing_token` to every resource written under it."""
+    """A held lock, or a semaphore's permit (``permits`` > 0). Give :attr:`fencing_token`
+    to every resource written under it."""
 
-    def __init__(self, session: Session, path: str, fencing_token: int, mode: LockMode) -> None:
+    def __init__(
+        self, session: Session, path: str, fencing_token: int, mode: LockMode, permits: int = 0
+    ) -> None:
         self.session = session
         self.path = path
         self.fencing_token = fencing_token
         self.mode = mode
+        # Mode SEMAPHORE: the semaphore's permits (0 for a lock).
+        self.permits = permits
         self.released = False
 
     @property
@@ -170,9 +245,10 @@ class Lock:
         return self.session.lease_id
 
     def __repr__(self) -> str:
+        permits = f", permits={self.permits}" if self.permits else ""
         return (
             f"Lock(path={self.path!r}, fencing_token={self.fencing_token}, "
-            f"lease_id={self.lease_id}, mode={self.mode.value})"
+            f"lease_id={self.lease_id}, mode={self.mode.value}{permits})"
         )
 
     async def unlock(self) -> None:
@@ -298,3 +374,8 @@ async def _exchange(
         return None
     assert isinstance(answer, pb.LeaseKeepAliveResponse)
     return answer
+
+
+# Imported last: they build on the session's classes.
+from lockmgr.aio.election import Leadership  # noqa: E402
+from lockmgr.aio.lock_stream import LockStream  # noqa: E402

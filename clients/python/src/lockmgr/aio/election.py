@@ -1,0 +1,130 @@
+"""Elections for asyncio: as :mod:`lockmgr.election`, awaited. The request id rule is the
+same: a new id per ``Campaign``, ``Proclaim`` and ``Resign``, reused only by its retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from lockmgr.aio._stream import Resuming, StreamCall
+from lockmgr.election import observed_change
+from lockmgr.errors import LeaseNotFound, LockmgrError, LockNotHeld, SessionLost
+from lockmgr.types import Leader, LeaderChange
+from lockmgr.v1 import lockmgr_pb2 as pb
+
+if TYPE_CHECKING:
+    from lockmgr.aio.client import Client, Stubs
+    from lockmgr.aio.session import Session
+
+log = logging.getLogger("lockmgr")
+
+
+class Leadership:
+    """The leadership of an election, won by :meth:`Session.campaign` (see
+    :class:`lockmgr.Leadership`). ``async with`` resigns at the end of the block;
+    ``lost`` is the session's :class:`asyncio.Event`."""
+
+    def __init__(self, session: Session, key: pb.LeaderKey, value: str) -> None:
+        self.session = session
+        self.key = key
+        self.value = value
+        self.resigned = False
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def fencing_token(self) -> int:
+        return self.key.fencing_token
+
+    @property
+    def lease_id(self) -> int:
+        return self.key.lease_id
+
+    @property
+    def lost(self) -> asyncio.Event:
+        """Set as soon as the session's lease, and so the leadership, may be gone."""
+        return self.session.lost
+
+    @property
+    def is_lost(self) -> bool:
+        return self.session.is_lost
+
+    @property
+    def leader(self) -> Leader:
+        return Leader.from_wire(self.key, self.value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Leadership(name={self.name!r}, value={self.value!r}, "
+            f"fencing_token={self.fencing_token}, lease_id={self.lease_id})"
+        )
+
+    async def proclaim(self, value: str) -> None:
+        """Changes the leader's value without giving up leadership."""
+        self.session._check_alive()
+        if self.resigned:
+            raise LockmgrError(f"the leadership of {self.name} was resigned")
+        request = pb.ProclaimRequest(
+            leader=self.key, value=value, request_id=self.session.next_request_id()
+        )
+        await self.session.client.proclaim_request(request)
+        self.value = value
+
+    async def resign(self) -> None:
+        """Gives up leadership: the next candidate, if any, leads."""
+        if self.resigned:
+            return
+        self.resigned = True
+        request = pb.ResignRequest(leader=self.key, request_id=self.session.next_request_id())
+        await self.session.client.resign_request(request)
+
+    async def __aenter__(self) -> Leadership:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.resign()
+        except (LeaseNotFound, LockNotHeld) as error:
+            if exc is None:
+                raise SessionLost(
+                    f"lease {self.lease_id} was lost while leading {self.name}: {error}",
+                    code=error.code,
+                    reason=error.reason,
+                ) from error
+        except LockmgrError:
+            if exc is None:
+                raise
+            log.warning("resigning %s failed; its lease will end it", self.name, exc_info=True)
+
+
+class Observation(Resuming[pb.ObserveResponse, LeaderChange]):
+    """``async for change in observation``: the leader now (or from ``start_revision``),
+    then each change, resumed on another member after a failure (see
+    :class:`lockmgr.Observation`)."""
+
+    def __init__(self, client: Client, name: str, *, start_revision: int) -> None:
+        super().__init__(client)
+        self.name = name
+        self.next_revision = start_revision
+        self._last: LeaderChange | None = None
+
+    def _open_call(self, stubs: Stubs) -> StreamCall[pb.ObserveResponse]:
+        request = pb.ObserveRequest(name=self.name, start_revision=self.next_revision)
+        return stubs.election.Observe(request)
+
+    def _take(self, response: pb.ObserveResponse) -> None:
+        change = observed_change(self.name, response, self._last)
+        self.next_revision = max(self.next_revision, response.revision + 1)
+        if change is not None:
+            self._last = change
+            self._pending.append(change)

@@ -1,0 +1,166 @@
+"""Elections (synchronous). An election named ``name`` is an exclusive lock on the path
+``name`` whose holder_id is the leader's value: its leader holds a fencing token, and
+loses leadership exactly when its lease ends (or it resigns). Candidates queue in FIFO
+order. :meth:`Session.campaign` wins one, :meth:`Client.leader` reads one,
+:meth:`Client.observe` follows one.
+
+Request ids: ``Campaign``, ``Proclaim`` and ``Resign`` each take a new id of the
+session's; only the retries of that call send it again, so a retried campaign joins its
+wait and is elected once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from lockmgr._stream import Resuming, StreamCall
+from lockmgr.errors import LeaseNotFound, LockmgrError, LockNotHeld, SessionLost, WatchCompacted
+from lockmgr.types import Leader, LeaderChange
+from lockmgr.v1 import lockmgr_pb2 as pb
+
+if TYPE_CHECKING:
+    from lockmgr.client import Client, Stubs
+    from lockmgr.session import Session
+
+log = logging.getLogger("lockmgr")
+
+
+class Leadership:
+    """The leadership of an election, won by :meth:`Session.campaign`. Give
+    :attr:`fencing_token` to every resource written as the leader.
+
+    Use it as a context manager (it resigns at the end of the block) or call
+    :meth:`resign`. ``lost`` is the session's: leadership ends with the lease.
+    """
+
+    def __init__(self, session: Session, key: pb.LeaderKey, value: str) -> None:
+        self.session = session
+        # The leader key the server answered (name, lease, token): sent back by
+        # proclaim and resign.
+        self.key = key
+        self.value = value
+        self.resigned = False
+
+    @property
+    def name(self) -> str:
+        return self.key.name
+
+    @property
+    def fencing_token(self) -> int:
+        return self.key.fencing_token
+
+    @property
+    def lease_id(self) -> int:
+        return self.key.lease_id
+
+    @property
+    def lost(self) -> threading.Event:
+        """Set as soon as the session's lease, and so the leadership, may be gone."""
+        return self.session.lost
+
+    @property
+    def is_lost(self) -> bool:
+        return self.session.is_lost
+
+    @property
+    def leader(self) -> Leader:
+        """This leadership as :meth:`Client.leader` would answer it."""
+        return Leader.from_wire(self.key, self.value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Leadership(name={self.name!r}, value={self.value!r}, "
+            f"fencing_token={self.fencing_token}, lease_id={self.lease_id})"
+        )
+
+    def proclaim(self, value: str) -> None:
+        """Changes the leader's value without giving up leadership (observers see it)."""
+        self._check_leading()
+        request = pb.ProclaimRequest(
+            leader=self.key, value=value, request_id=self.session.next_request_id()
+        )
+        self.session.client.proclaim_request(request)
+        self.value = value
+
+    def resign(self) -> None:
+        """Gives up leadership: the next candidate, if any, leads."""
+        if self.resigned:
+            return
+        self.resigned = True
+        request = pb.ResignRequest(leader=self.key, request_id=self.session.next_request_id())
+        self.session.client.resign_request(request)
+
+    def _check_leading(self) -> None:
+        self.session._check_alive()
+        if self.resigned:
+            raise LockmgrError(f"the leadership of {self.name} was resigned")
+
+    def __enter__(self) -> Leadership:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.resign()
+        except (LeaseNotFound, LockNotHeld) as error:
+            # Leadership went with the lease while the block ran: say so, as a lock does.
+            if exc is None:
+                raise SessionLost(
+                    f"lease {self.lease_id} was lost while leading {self.name}: {error}",
+                    code=error.code,
+                    reason=error.reason,
+                ) from error
+        except LockmgrError:
+            if exc is None:
+                raise
+            log.warning("resigning %s failed; its lease will end it", self.name, exc_info=True)
+
+
+class Observation(Resuming[pb.ObserveResponse, LeaderChange]):
+    """Iterate it for :class:`LeaderChange` s: the leader now (or from
+    ``start_revision``), then each change. If its member fails, it resumes on another
+    after the last change it delivered; ``cancel()`` or the end of a ``with`` block
+    ends it."""
+
+    def __init__(self, client: Client, name: str, *, start_revision: int) -> None:
+        super().__init__(client)
+        self.name = name
+        # Where a reopened stream starts; 0 until the first answer (then: "from now").
+        self.next_revision = start_revision
+        self._last: LeaderChange | None = None
+
+    def _open_call(self, stubs: Stubs) -> StreamCall[pb.ObserveResponse]:
+        request = pb.ObserveRequest(name=self.name, start_revision=self.next_revision)
+        return stubs.election.Observe(request)
+
+    def _take(self, response: pb.ObserveResponse) -> None:
+        change = observed_change(self.name, response, self._last)
+        self.next_revision = max(self.next_revision, response.revision + 1)
+        if change is not None:
+            self._last = change
+            self._pending.append(change)
+
+
+def observed_change(
+    name: str, response: pb.ObserveResponse, last: LeaderChange | None
+) -> LeaderChange | None:
+    """The change an ``Observe`` answer reports; ``None`` if it only repeats the last
+    one delivered (a reopened stream starts with the leader as it stands). A compaction
+    notice raises :class:`WatchCompacted`."""
+    if response.compacted:
+        raise WatchCompacted(
+            f"the observation of {name} missed changes: read the leader and observe again "
+            f"from revision {response.compact_revision}",
+            compact_revision=response.compact_revision,
+        )
+    change = LeaderChange.from_wire(response)
+    if last is not None and change.leader == last.leader:
+        return None
+    return change
