@@ -229,6 +229,7 @@ mod lockmgr {
                 wait_timeout_ms: 0,
                 holder_id: "failover-probe".into(),
                 request_id,
+                permits: 0,
             };
             probe.client.lock(request).await?;
             Ok(())

@@ -275,6 +275,7 @@ async fn probe(channel: tonic::transport::Channel) -> Result<(), String> {
         wait_timeout_ms: 2_000,
         holder_id: "liveness".into(),
         request_id: 1,
+        permits: 0,
     };
     let lock = tokio::time::timeout(timeout, locks.lock(request));
     let granted = lock.await.map_err(|_| "lock timed out")?.map_err(error)?.into_inner();

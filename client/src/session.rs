@@ -30,13 +30,17 @@ use crate::{client::Client, error::Error};
 pub enum LockMode {
     Exclusive,
     Shared,
+    /// One of `permits` holders of a semaphore (every holder names the same permits).
+    Semaphore { permits: u32 },
 }
 
 impl LockMode {
-    fn wire(self) -> i32 {
+    /// The mode and the permits, as the wire says them.
+    pub(crate) fn wire(self) -> (i32, u32) {
         match self {
-            LockMode::Exclusive => v1::LockMode::Exclusive.into(),
-            LockMode::Shared => v1::LockMode::Shared.into(),
+            LockMode::Exclusive => (v1::LockMode::Exclusive.into(), 0),
+            LockMode::Shared => (v1::LockMode::Shared.into(), 0),
+            LockMode::Semaphore { permits } => (v1::LockMode::Semaphore.into(), permits),
         }
     }
 }
@@ -136,6 +140,39 @@ impl Session {
         self.acquire(path, LockMode::Exclusive, Duration::ZERO).await
     }
 
+    /// Waits up to `wait` for one of the `permits` places of the semaphore `path`.
+    pub async fn acquire_permit(
+        &self,
+        path: &str,
+        permits: u32,
+        wait: Duration,
+    ) -> Result<LockGuard, Error> {
+        let mode = LockMode::Semaphore { permits };
+        self.acquire(path, mode, wait).await?.ok_or_else(|| unexpected_busy(path))
+    }
+
+    /// A place of the semaphore `path` if one is free now, else `None`.
+    pub async fn try_acquire_permit(
+        &self,
+        path: &str,
+        permits: u32,
+    ) -> Result<Option<LockGuard>, Error> {
+        self.acquire(path, LockMode::Semaphore { permits }, Duration::ZERO).await
+    }
+
+    pub(crate) fn lock_request(&self, path: &str, mode: LockMode, wait: Duration) -> v1::LockRequest {
+        let (wire_mode, permits) = mode.wire();
+        v1::LockRequest {
+            path: path.into(),
+            lease_id: self.lease_id(),
+            mode: wire_mode,
+            wait_timeout_ms: wait.as_millis() as u64,
+            holder_id: self.inner.client.config().holder_id.clone(),
+            request_id: self.request_id(),
+            permits,
+        }
+    }
+
     /// A lock in `mode`, waiting up to `wait` (zero: a try-lock, `None` if busy).
     pub async fn acquire(
         &self,
@@ -146,14 +183,7 @@ impl Session {
         if self.is_lost() {
             return Err(Error::SessionLost(self.lease_id()));
         }
-        let request = v1::LockRequest {
-            path: path.into(),
-            lease_id: self.lease_id(),
-            mode: mode.wire(),
-            wait_timeout_ms: wait.as_millis() as u64,
-            holder_id: self.inner.client.config().holder_id.clone(),
-            request_id: self.request_id(),
-        };
+        let request = self.lock_request(path, mode, wait);
         let span = tracing::info_span!(
             "lock.acquire",
             otel.kind = "client",

@@ -51,6 +51,15 @@ pub enum Command {
     EndLockDelay {
         path: LockPath,
     },
+    /// Replaces the holder id of a grant (an election's value: `Proclaim`), named by its
+    /// token. Added last, so logs written before it still decode.
+    Proclaim {
+        path: LockPath,
+        lease_id: LeaseId,
+        token: FencingToken,
+        value: String,
+        request_id: RequestId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +107,9 @@ impl std::fmt::Display for Command {
                 write!(f, "cancel-wait {path} lease={lease_id} queued={queued_revision}")
             }
             Command::EndLockDelay { path } => write!(f, "end-lock-delay {path}"),
+            Command::Proclaim { path, lease_id, token, .. } => {
+                write!(f, "proclaim {path} lease={lease_id} token={token}")
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::{
 pub(crate) enum RequestKey {
     Lock { path: LockPath, mode: LockMode },
     Unlock { path: LockPath, token: FencingToken },
+    Proclaim { path: LockPath, token: FencingToken, value: String },
 }
 
 impl std::fmt::Display for RequestKey {
@@ -29,6 +30,9 @@ impl std::fmt::Display for RequestKey {
         match self {
             RequestKey::Lock { path, mode } => write!(f, "a {mode} lock of {path}"),
             RequestKey::Unlock { path, token } => write!(f, "an unlock of {path} (token {token})"),
+            RequestKey::Proclaim { path, token, .. } => {
+                write!(f, "a proclaim on {path} (token {token})")
+            }
         }
     }
 }

@@ -74,6 +74,10 @@ pub enum WatchEventKind {
         queued_revision: Revision,
         reason: DequeueReason,
     },
+    /// The holder of `token` changed its holder id (an election's value) to the event's.
+    Proclaimed {
+        token: FencingToken,
+    },
 }
 
 impl Event {

@@ -26,6 +26,17 @@ impl StateMachine {
             if exclusive > 0 && entry.holders.len() > 1 {
                 return fail(format!("{path} has an exclusive grant beside another grant"));
             }
+            let mut kinds = entry.holders.iter().map(|g| g.mode.permits());
+            let kinds = kinds.by_ref().chain(entry.waiters.iter().map(|w| w.mode.permits()));
+            let kinds: BTreeSet<Option<u32>> = kinds.collect();
+            if kinds.len() > 1 {
+                return fail(format!("{path} mixes locks and semaphores of other permits"));
+            }
+            if let Some(Some(permits)) = kinds.first()
+                && entry.holders.len() > *permits as usize
+            {
+                return fail(format!("{path} has more holders than its {permits} permits"));
+            }
             if entry.front_grantable() {
                 return fail(format!("{path} has a grantable waiter at the head of its queue"));
             }

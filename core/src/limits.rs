@@ -29,6 +29,8 @@ pub struct Limits {
     /// How many recent request ids each lease remembers for exactly-once retries.
     pub request_window_per_lease: usize,
     pub checkpoint_batch_max: usize,
+    /// The most permits a semaphore may have (each permit is a holder the path keeps).
+    pub semaphore_permits_max: u32,
 }
 
 /// Chubby caps its lock-delay at one minute; so do we.
@@ -50,6 +52,7 @@ impl Default for Limits {
             lock_delay_ms: 0,
             request_window_per_lease: 64,
             checkpoint_batch_max: 10_000,
+            semaphore_permits_max: 1_024,
         }
     }
 }
@@ -89,6 +92,9 @@ impl Limits {
             if value == 0 {
                 return fail(name, "must be at least 1".into());
             }
+        }
+        if self.semaphore_permits_max == 0 {
+            return fail("semaphore_permits_max", "must be at least 1".into());
         }
         if self.lease_ttl_ms_min == 0 || self.lease_ttl_ms_min > self.lease_ttl_ms_max {
             return fail(

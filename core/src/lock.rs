@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    planted::{PlantedBug, planted},
     reply::HolderView,
     types::{FencingToken, LeaseId, LockMode, RequestId, Revision},
 };
@@ -62,7 +63,22 @@ impl LockEntry {
     }
 
     fn compatible(&self, mode: LockMode) -> bool {
+        if let (LockMode::Semaphore { permits }, true) =
+            (mode, planted(PlantedBug::SemaphoreAdmitsExtra))
+        {
+            let extra = LockMode::Semaphore { permits: permits.saturating_add(1) };
+            return self.holders.iter().all(|grant| grant.mode == mode)
+                && extra.compatible_with(self.holders.iter().map(|_| &extra));
+        }
         mode.compatible_with(self.holders.iter().map(|grant| &grant.mode))
+    }
+
+    /// The semaphore mode of the path (from any holder or waiter), if it is one; a path
+    /// that holds or queues locks answers `Some(None)`, an empty one `None`.
+    pub(crate) fn kind(&self) -> Option<Option<u32>> {
+        let holders = self.holders.iter().map(|grant| grant.mode);
+        let mut modes = holders.chain(self.waiters.iter().map(|waiter| waiter.mode));
+        modes.next().map(LockMode::permits)
     }
 
     pub(crate) fn holder_views(&self) -> Vec<HolderView> {

@@ -88,6 +88,59 @@ impl StateMachine {
         reply
     }
 
+    /// Replaces the holder id (an election's value) of `lease_id`'s grant of `path`,
+    /// named by its token; the grant, its token and the queue are untouched.
+    pub(crate) fn proclaim(
+        &mut self,
+        path: &LockPath,
+        lease_id: LeaseId,
+        token: FencingToken,
+        value: &str,
+        request_id: RequestId,
+        events: &mut Vec<Event>,
+    ) -> Reply {
+        let max = self.limits.holder_id_bytes_max;
+        if value.len() > max {
+            return Reply::Rejected(Rejection::HolderIdTooLong { len: value.len(), max });
+        }
+        let key = RequestKey::Proclaim { path: path.clone(), token, value: value.to_owned() };
+        if let Err(reply) = self.seen(lease_id, request_id, &key) {
+            return reply;
+        }
+        let state = &mut self.state;
+        let grant = state.locks.get_mut(path).and_then(|entry| {
+            entry.holders.iter_mut().find(|grant| grant.lease_id == lease_id)
+        });
+        let reply = match grant {
+            None => Reply::Rejected(Rejection::LockNotHeld { path: path.clone(), lease_id }),
+            Some(grant) if grant.token != token => Reply::Rejected(Rejection::StaleToken {
+                path: path.clone(),
+                lease_id,
+                token,
+                current: grant.token,
+            }),
+            Some(grant) => {
+                value.clone_into(&mut grant.holder_id);
+                let who = (lease_id, value, grant.mode);
+                emit(&mut state.revision, events, path, who, WatchEventKind::Proclaimed { token });
+                if planted(PlantedBug::ElectionTwoLeaders) {
+                    self.hand_off_past_holders(path, events);
+                }
+                Reply::Proclaimed { token }
+            }
+        };
+        self.remember(lease_id, request_id, key, &reply);
+        reply
+    }
+
+    /// The planted election bug: the queue is handed off as if the path had no holders.
+    fn hand_off_past_holders(&mut self, path: &LockPath, events: &mut Vec<Event>) {
+        let entry = self.state.locks.get_mut(path).expect("a proclaimed path has an entry");
+        let kept = std::mem::take(&mut entry.holders);
+        self.hand_off(path, events);
+        self.state.locks.entry(path.clone()).or_default().holders.splice(0..0, kept);
+    }
+
     /// Removes the waiter that queued at `queued_revision`, if it still serves
     /// `request_id` (0: whichever request): a cancel of a request that a later one took
     /// over ends nothing.
@@ -216,6 +269,11 @@ impl StateMachine {
                 max: limits.holder_id_bytes_max,
             });
         }
+        if let Some(permits) = request.mode.permits()
+            && !(1..=limits.semaphore_permits_max).contains(&permits)
+        {
+            return Err(Rejection::InvalidPermits { permits, max: limits.semaphore_permits_max });
+        }
         if request.wait_timeout_ms > limits.wait_timeout_ms_max {
             return Err(Rejection::WaitTimeoutTooLong {
                 wait_timeout_ms: request.wait_timeout_ms,
@@ -269,6 +327,15 @@ impl StateMachine {
         let entry = self.state.locks.get(&request.path);
         if let Some(decision) = entry.and_then(|entry| repeat_of_own_lock(entry, request)) {
             return decision;
+        }
+        if let Some(current) = entry.and_then(LockEntry::kind)
+            && current != request.mode.permits()
+        {
+            return Decision::Answer(Reply::Rejected(Rejection::PermitsMismatch {
+                path: request.path.clone(),
+                requested: request.mode.permits(),
+                current,
+            }));
         }
         let limit = |limit: Limit, max: usize| {
             Decision::Answer(Reply::Rejected(Rejection::LimitExceeded { limit, max: max as u64 }))

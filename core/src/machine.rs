@@ -86,6 +86,9 @@ impl StateMachine {
             Command::CancelWait { path, lease_id, queued_revision, request_id, reason } => self
                 .cancel_wait(path, *lease_id, *queued_revision, *request_id, *reason, &mut events),
             Command::EndLockDelay { path } => self.end_lock_delay(path, &mut events),
+            Command::Proclaim { path, lease_id, token, value, request_id } => {
+                self.proclaim(path, *lease_id, *token, value, *request_id, &mut events)
+            }
         };
         Applied { reply, events }
     }

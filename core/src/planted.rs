@@ -28,10 +28,15 @@ pub enum PlantedBug {
     FenceAcceptsStale,
     /// The read view of a path shows only its first holder: shared co-holders vanish.
     ViewDropsCoHolders,
+    /// A semaphore admits one holder more than its permits.
+    SemaphoreAdmitsExtra,
+    /// `Proclaim` hands the path to the next candidate while its leader still leads: an
+    /// election with two leaders.
+    ElectionTwoLeaders,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 9] = [
+    pub const ALL: [PlantedBug; 11] = [
         PlantedBug::UnlockIgnoresToken,
         PlantedBug::GrantExpiredWaiter,
         PlantedBug::ExpireEarly,
@@ -41,6 +46,8 @@ impl PlantedBug {
         PlantedBug::RequestIdIgnoresRequest,
         PlantedBug::FenceAcceptsStale,
         PlantedBug::ViewDropsCoHolders,
+        PlantedBug::SemaphoreAdmitsExtra,
+        PlantedBug::ElectionTwoLeaders,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +61,8 @@ impl PlantedBug {
             PlantedBug::RequestIdIgnoresRequest => "request-id-ignores-request",
             PlantedBug::FenceAcceptsStale => "fence-accepts-stale",
             PlantedBug::ViewDropsCoHolders => "view-drops-co-holders",
+            PlantedBug::SemaphoreAdmitsExtra => "semaphore-admits-extra",
+            PlantedBug::ElectionTwoLeaders => "election-two-leaders",
         }
     }
 }

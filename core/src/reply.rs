@@ -29,6 +29,9 @@ pub enum Reply {
     /// `CancelWait` found no such waiter (it was granted or dropped first).
     NotWaiting,
     LockDelayEnded,
+    Proclaimed {
+        token: FencingToken,
+    },
     Rejected(Rejection),
 }
 
@@ -109,6 +112,10 @@ pub enum Rejection {
     HolderIdTooLong { len: usize, max: usize },
     #[error("wait timeout {wait_timeout_ms} ms exceeds the limit of {max_ms} ms")]
     WaitTimeoutTooLong { wait_timeout_ms: u64, max_ms: u64 },
+    #[error("{}", permits_mismatch(path, *requested, *current))]
+    PermitsMismatch { path: LockPath, requested: Option<u32>, current: Option<u32> },
+    #[error("permits {permits} is not allowed: a semaphore has 1 to {max} permits")]
+    InvalidPermits { permits: u32, max: u32 },
     #[error("timed out waiting for {path}")]
     WaitTimedOut { path: LockPath },
     #[error(
@@ -116,4 +123,17 @@ pub enum Rejection {
          away and no retry came in time); send a new request"
     )]
     WaitCancelled { path: LockPath },
+}
+
+fn permits_mismatch(path: &LockPath, requested: Option<u32>, current: Option<u32>) -> String {
+    let what = |permits: Option<u32>| match permits {
+        Some(permits) => format!("a semaphore of {permits} permits"),
+        None => "a lock".to_owned(),
+    };
+    format!(
+        "{path} is held or awaited as {}; this request asks for {}: every holder and waiter \
+         of a path must ask for the same permits",
+        what(current),
+        what(requested)
+    )
 }

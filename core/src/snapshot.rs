@@ -11,7 +11,10 @@ use crate::{
 };
 
 const MAGIC: &[u8; 4] = b"LKMS";
-const FORMAT_VERSION: u16 = 1;
+/// Version 2 added semaphores and `Proclaim` (new enum variants at the end); a version 1
+/// body is a version 2 body without them, so both decode the same way.
+const FORMAT_VERSION: u16 = 2;
+const OLDEST_READABLE: u16 = 1;
 const HEADER_BYTES: usize = 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +25,7 @@ pub enum SnapshotError {
     #[error("not a lockmgr snapshot (bad magic bytes)")]
     BadMagic,
     #[error(
-        "snapshot format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+        "snapshot format version {0} is not supported (this build reads versions {OLDEST_READABLE} to {FORMAT_VERSION})"
     )]
     UnsupportedVersion(u16),
     #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
@@ -61,7 +64,7 @@ impl StateMachine {
             return Err(SnapshotError::BadMagic);
         }
         let version = u16::from_le_bytes([header[4], header[5]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let stored = u32::from_le_bytes([header[6], header[7], header[8], header[9]]);

@@ -98,7 +98,8 @@ impl Timers {
                         self.queue.remove(&Timer::Wait { path, lease_id, queued_revision });
                     }
                     WatchEventKind::Acquired { queued_revision: None }
-                    | WatchEventKind::Released { .. } => {}
+                    | WatchEventKind::Released { .. }
+                    | WatchEventKind::Proclaimed { .. } => {}
                 }
             }
             Event::WaitRenewed { path, lease_id, queued_revision, wait_timeout_ms } => {

@@ -31,6 +31,9 @@ pub enum LockMode {
     Exclusive,
     /// Any number of shared holders, no exclusive one.
     Shared,
+    /// A counting semaphore: up to `permits` holders at once, each with its own grant
+    /// and token. Every holder and waiter of a path names the same `permits`.
+    Semaphore { permits: u32 },
 }
 
 impl LockMode {
@@ -39,16 +42,32 @@ impl LockMode {
         match self {
             LockMode::Exclusive => holders.next().is_none(),
             LockMode::Shared => holders.all(|held| *held == LockMode::Shared),
+            LockMode::Semaphore { permits } => {
+                let mut count = 0_u64;
+                holders.all(|held| {
+                    count += 1;
+                    *held == self
+                }) && count < u64::from(permits)
+            }
+        }
+    }
+
+    /// A semaphore's permits; `None` for a lock.
+    pub fn permits(self) -> Option<u32> {
+        match self {
+            LockMode::Semaphore { permits } => Some(permits),
+            LockMode::Exclusive | LockMode::Shared => None,
         }
     }
 }
 
 impl fmt::Display for LockMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LockMode::Exclusive => "exclusive",
-            LockMode::Shared => "shared",
-        })
+        match self {
+            LockMode::Exclusive => f.write_str("exclusive"),
+            LockMode::Shared => f.write_str("shared"),
+            LockMode::Semaphore { permits } => write!(f, "semaphore({permits})"),
+        }
     }
 }
 

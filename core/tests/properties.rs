@@ -37,7 +37,8 @@ enum Op {
     Lock {
         path: usize,
         lease: usize,
-        shared: bool,
+        /// 0 exclusive, 1 shared, 2 and 3 a semaphore of that many permits.
+        mode: u32,
         wait: bool,
         request_id: u64,
     },
@@ -58,6 +59,12 @@ enum Op {
     EndDelay {
         path: usize,
     },
+    /// Proclaim a new value with the lease's current token (or a wrong one).
+    Proclaim {
+        path: usize,
+        lease: usize,
+        right_token: bool,
+    },
     Checkpoint {
         lease: usize,
         remaining_ttl_ms: Option<u64>,
@@ -75,9 +82,11 @@ fn op() -> impl Strategy<Value = Op> {
         } else {
             Op::Revoke { lease }
         }),
-        8 => (path.clone(), lease.clone(), any::<bool>(), any::<bool>(), 0..6u64).prop_map(
-            |(path, lease, shared, wait, request_id)| Op::Lock { path, lease, shared, wait, request_id }
+        8 => (path.clone(), lease.clone(), 0..4u32, any::<bool>(), 0..6u64).prop_map(
+            |(path, lease, mode, wait, request_id)| Op::Lock { path, lease, mode, wait, request_id }
         ),
+        1 => (path.clone(), lease.clone(), any::<bool>())
+            .prop_map(|(path, lease, right_token)| Op::Proclaim { path, lease, right_token }),
         5 => (path.clone(), lease.clone(), prop::bool::weighted(0.9), 0..6u64).prop_map(
             |(path, lease, right_token, request_id)| Op::Unlock { path, lease, right_token, request_id }
         ),
@@ -121,11 +130,15 @@ fn command(sm: &StateMachine, op: &Op, last_request_id: &mut u64) -> Command {
         Op::Grant { ttl_ms } => Command::GrantLease { ttl_ms },
         Op::Revoke { lease } => Command::RevokeLease { lease_id: lease_id(lease) },
         Op::Expire { lease } => Command::ExpireLease { lease_id: lease_id(lease) },
-        Op::Lock { path, lease, shared, wait, request_id: request_id_choice } => {
+        Op::Lock { path, lease, mode, wait, request_id: request_id_choice } => {
             Command::Lock(LockRequest {
                 path: lock_path(path),
                 lease_id: lease_id(lease),
-                mode: if shared { LockMode::Shared } else { LockMode::Exclusive },
+                mode: match mode {
+                    0 => LockMode::Exclusive,
+                    1 => LockMode::Shared,
+                    permits => LockMode::Semaphore { permits },
+                },
                 wait_timeout_ms: if wait { 1_000 } else { 0 },
                 holder_id: format!("h{}", lease_id(lease)),
                 request_id: pick_request_id(request_id_choice, last_request_id),
@@ -169,6 +182,21 @@ fn command(sm: &StateMachine, op: &Op, last_request_id: &mut u64) -> Command {
             }
         }
         Op::EndDelay { path } => Command::EndLockDelay { path: lock_path(path) },
+        Op::Proclaim { path, lease, right_token } => {
+            let view = sm.lock(&lock_path(path));
+            let held = view.and_then(|v| v.holders.into_iter().find(|h| h.lease_id == lease_id(lease)));
+            let token = match held {
+                Some(holder) if right_token => holder.token,
+                _ => sm.revision() + 7,
+            };
+            Command::Proclaim {
+                path: lock_path(path),
+                lease_id: lease_id(lease),
+                token,
+                value: format!("v{}", sm.revision()),
+                request_id: 0,
+            }
+        }
         Op::Checkpoint { lease, remaining_ttl_ms } => Command::CheckpointLeases {
             checkpoints: vec![LeaseCheckpoint { lease_id: lease_id(lease), remaining_ttl_ms }],
         },
@@ -203,12 +231,21 @@ impl Observer {
                     holders.push((event.lease_id, event.mode));
                     let exclusive = holders.iter().any(|(_, mode)| *mode == LockMode::Exclusive);
                     prop_assert!(!exclusive || holders.len() == 1, "mutual exclusion");
+                    if let Some(permits) = event.mode.permits() {
+                        prop_assert!(holders.iter().all(|(_, mode)| *mode == event.mode));
+                        prop_assert!(holders.len() <= permits as usize, "at most N holders");
+                    }
                 }
                 WatchEventKind::Released { .. } => {
                     let holders = self.holders.entry(path).or_default();
                     let before = holders.len();
                     holders.retain(|(lease_id, _)| *lease_id != event.lease_id);
                     prop_assert_eq!(holders.len() + 1, before, "released a live grant");
+                }
+                WatchEventKind::Proclaimed { token } => {
+                    let holders = self.holders.entry(path).or_default();
+                    prop_assert!(holders.iter().any(|(lease_id, _)| *lease_id == event.lease_id));
+                    prop_assert!(token < event.revision, "a proclaim keeps its grant's token");
                 }
                 WatchEventKind::Queued { .. } => {
                     self.queues.entry(path).or_default().push_back(event.revision);

@@ -68,8 +68,11 @@ impl Ctx {
         request: impl std::future::Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, tonic::Status> {
         let (span_name, service) = match method {
-            "Lock" | "Unlock" | "GetLock" | "ListLocks" | "ValidateFence" => {
+            "Lock" | "Unlock" | "GetLock" | "ListLocks" | "ValidateFence" | "LockStream" => {
                 ("handle-lock-request", "LockService")
+            }
+            "Campaign" | "Proclaim" | "Leader" | "Observe" | "Resign" => {
+                ("handle-election-request", "ElectionService")
             }
             "Grant" | "KeepAlive" | "Revoke" | "TimeToLive" | "List" => {
                 ("handle-lease-request", "LeaseService")

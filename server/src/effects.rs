@@ -125,6 +125,10 @@ impl Effects {
                     let (path, holder) = (watch.path.as_str(), watch.holder_id.as_str());
                     log_acquired(path, holder, watch.lease_id.0, watch.revision, waited_ms);
                 }
+                if let WatchEventKind::Proclaimed { token } = watch.kind {
+                    tracing::info!(lock_path = %watch.path, holder_id = %watch.holder_id, lease_id = watch.lease_id.0,
+                        fencing_token = token, "Lock value proclaimed");
+                }
                 if let WatchEventKind::Released { token, reason } = watch.kind {
                     let reason = match reason {
                         lockmgr_core::ReleaseReason::Released => "released",
@@ -163,6 +167,7 @@ impl Effects {
             WatchEventKind::Released { .. } => metrics.locks_active_total.dec(),
             WatchEventKind::Queued { .. } => waiters().inc(),
             WatchEventKind::Dequeued { .. } => waiters().dec(),
+            WatchEventKind::Proclaimed { .. } => {}
         }
     }
 
@@ -307,6 +312,7 @@ impl ApplyObserver for Effects {
                 WatchEventKind::Queued { .. } => {
                     self.began_ms.insert(watch.revision, now_ms);
                 }
+                WatchEventKind::Proclaimed { .. } => {}
                 WatchEventKind::Dequeued { queued_revision, reason } => {
                     self.began_ms.remove(&queued_revision);
                     self.wake_waiter(

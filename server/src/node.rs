@@ -10,7 +10,8 @@ use lockmgr_proto::{
     raft::raft_service_server::RaftServiceServer,
     v1::{
         cluster_service_server::ClusterServiceServer, lease_service_server::LeaseServiceServer,
-        lock_service_server::LockServiceServer, watch_service_server::WatchServiceServer,
+        election_service_server::ElectionServiceServer, lock_service_server::LockServiceServer,
+        watch_service_server::WatchServiceServer,
     },
 };
 use openraft::{SnapshotPolicy, async_runtime::WatchReceiver};
@@ -25,7 +26,7 @@ use crate::{
     effects::{ApplyTap, Effects},
     forward::Forwarder,
     metrics::Metrics,
-    service::{ClusterApi, LeaseApi, LockApi, WatchApi},
+    service::{ClusterApi, ElectionApi, LeaseApi, LockApi, WatchApi},
     watch_hub::WatchHub,
 };
 
@@ -225,6 +226,10 @@ pub async fn serve(
         )
         .add_service(
             WatchServiceServer::new(WatchApi::new(ctx.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            ElectionServiceServer::new(ElectionApi::new(ctx.clone()))
+                .max_decoding_message_size(limit),
         )
         .add_service(
             ClusterServiceServer::new(ClusterApi::new(ctx.clone()))

@@ -97,6 +97,10 @@ pub fn rejection(rejection: &Rejection) -> Status {
             error(Code::Aborted, ErrorReason::WaitAbandoned, message)
         }
         Rejection::RequestIdReused { .. } => invalid(ErrorReason::RequestIdReused, message),
+        Rejection::InvalidPermits { .. } => invalid(ErrorReason::InvalidPermits, message),
+        Rejection::PermitsMismatch { .. } => {
+            error(Code::FailedPrecondition, ErrorReason::PermitsMismatch, message)
+        }
         _ => internal(message),
     }
 }

@@ -18,6 +18,7 @@ fn lock_request(path: &str, lease_id: i64) -> v1::LockRequest {
         wait_timeout_ms: 0,
         holder_id: "test".into(),
         request_id: 0,
+        permits: 0,
     }
 }
 

@@ -96,6 +96,7 @@ fn lock_request(path: &str, lease_id: i64, wait_timeout_ms: u64) -> v1::LockRequ
         wait_timeout_ms,
         holder_id: "contract".into(),
         request_id: 0,
+        permits: 0,
     }
 }
 

@@ -23,6 +23,7 @@ async fn a_lapsed_lease_loses_its_locks_and_the_next_waiter_gets_a_higher_token(
         wait_timeout_ms: 0,
         holder_id: "lapsing".into(),
         request_id: 1,
+        permits: 0,
     };
     let first = client.lock(request).await.unwrap();
     assert!(first.acquired);

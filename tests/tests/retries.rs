@@ -38,6 +38,7 @@ fn lock(path: &str, lease_id: i64, wait_timeout_ms: u64, request_id: u64) -> Loc
         wait_timeout_ms,
         holder_id: format!("lease-{lease_id}"),
         request_id,
+        permits: 0,
     }
 }
 

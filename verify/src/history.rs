@@ -10,12 +10,19 @@ use lockmgr_core::LockMode;
 /// each of the lease's paths).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OpKind {
-    /// `wait`: a blocking lock (else a try-lock).
+    /// `wait`: a blocking lock (else a try-lock). A blocking exclusive lock is sometimes an
+    /// election's `Campaign`, and an unlock of an exclusive grant its `Resign`: the same
+    /// operations on the lock table.
     Lock {
         mode: LockMode,
         wait: bool,
     },
     Unlock {
+        token: u64,
+    },
+    /// An election's `Proclaim` by the holder of `token` (it changes the holder's value,
+    /// not who holds).
+    Proclaim {
         token: u64,
     },
     /// A linearizable read of the holders (`GetLock`, or `ListLocks` of the path).

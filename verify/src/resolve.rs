@@ -127,7 +127,9 @@ pub fn resolve(history: &History, log: &BTreeMap<u64, LogRecord>) -> Vec<Op> {
                 .get(&op.lease)
                 .filter(|at_us| **at_us >= op.invoke_us)
                 .map(|at_us| (Outcome::Done, *at_us)),
-            OpKind::Get
+            // A proclaim changes no holder: whether it took effect is not the model's.
+            OpKind::Proclaim { .. }
+            | OpKind::Get
             | OpKind::LeaseTtl
             | OpKind::Fence { .. }
             | OpKind::Expire { .. }

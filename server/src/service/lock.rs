@@ -26,9 +26,9 @@ use crate::{
     status,
 };
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LockApi {
-    ctx: SharedCtx,
+    pub(super) ctx: SharedCtx,
 }
 
 impl LockApi {
@@ -36,7 +36,7 @@ impl LockApi {
         LockApi { ctx }
     }
 
-    fn command(&self, request: &v1::LockRequest) -> Result<LockRequest, Status> {
+    pub(super) fn command(&self, request: &v1::LockRequest) -> Result<LockRequest, Status> {
         let limits = &self.ctx.config.limits;
         let path = parse_path(&self.ctx, &request.path)?;
         if request.holder_id.len() > limits.holder_id_bytes_max {
@@ -57,7 +57,7 @@ impl LockApi {
         Ok(LockRequest {
             path,
             lease_id: LeaseId(request.lease_id),
-            mode: mode_from_wire(request.mode)?,
+            mode: mode_from_wire(request.mode, request.permits, limits.semaphore_permits_max)?,
             wait_timeout_ms: request.wait_timeout_ms,
             holder_id: request.holder_id.clone(),
             request_id: request.request_id,
@@ -83,7 +83,7 @@ impl LockApi {
 
     /// Waits for a queued request's grant, time-out or loss of its lease. Every caller of
     /// the request (its retries included) attaches to the one wait and learns its outcome.
-    async fn wait(
+    pub(super) async fn wait(
         &self,
         request: &LockRequest,
         queued_revision: Revision,
@@ -300,6 +300,7 @@ fn lock_view_to_wire(ctx: &SharedCtx, view: &LockView) -> v1::LockInfo {
                 wait_timeout_ms: w.wait_timeout_ms,
                 queued_revision: w.queued_revision,
                 waited_ms: ages.age_ms(w.queued_revision),
+                permits: super::permits_to_wire(w.mode),
             })
             .collect(),
         lock_delay: view.lock_delay,
@@ -307,7 +308,7 @@ fn lock_view_to_wire(ctx: &SharedCtx, view: &LockView) -> v1::LockInfo {
 }
 
 impl LockApi {
-    async fn lock_rpc(
+    pub(super) async fn lock_rpc(
         &self,
         request: Request<v1::LockRequest>,
     ) -> Result<Response<LockResponse>, Status> {
@@ -364,7 +365,7 @@ impl LockApi {
         }
     }
 
-    async fn unlock_rpc(
+    pub(super) async fn unlock_rpc(
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
@@ -472,6 +473,16 @@ impl LockApi {
 
 #[tonic::async_trait]
 impl LockService for LockApi {
+    type LockStreamStream = super::lock_stream::LockStateStream;
+
+    async fn lock_stream(
+        &self,
+        request: Request<v1::LockRequest>,
+    ) -> Result<Response<Self::LockStreamStream>, Status> {
+        let parent = crate::context::trace_parent(&request);
+        self.ctx.observe("LockStream", parent, self.lock_stream_rpc(request)).await
+    }
+
     async fn lock(
         &self,
         request: Request<v1::LockRequest>,

@@ -2,10 +2,13 @@
 
 mod cluster;
 mod lease;
+mod election;
 mod lock;
+mod lock_stream;
 mod watch;
 
 pub use cluster::ClusterApi;
+pub use election::ElectionApi;
 pub use lease::LeaseApi;
 pub use lock::LockApi;
 pub use watch::WatchApi;
@@ -19,13 +22,32 @@ use tonic::Status;
 
 use crate::{context::Ctx, status};
 
-pub fn mode_from_wire(mode: i32) -> Result<LockMode, Status> {
-    match v1::LockMode::try_from(mode) {
-        Ok(v1::LockMode::Unspecified | v1::LockMode::Exclusive) => Ok(LockMode::Exclusive),
-        Ok(v1::LockMode::Shared) => Ok(LockMode::Shared),
-        Err(_) => Err(status::invalid(
+/// A request's mode and permits: `permits` > 0 asks for a semaphore (mode SEMAPHORE or
+/// UNSPECIFIED), 0 for a lock.
+pub fn mode_from_wire(mode: i32, permits: u32, permits_max: u32) -> Result<LockMode, Status> {
+    let invalid_permits = |rule: &str| {
+        Err(status::invalid(v1::ErrorReason::InvalidPermits, format!("permits {permits}: {rule}")))
+    };
+    match (v1::LockMode::try_from(mode), permits) {
+        (Ok(v1::LockMode::Unspecified | v1::LockMode::Exclusive), 0) => Ok(LockMode::Exclusive),
+        (Ok(v1::LockMode::Shared), 0) => Ok(LockMode::Shared),
+        (Ok(v1::LockMode::Semaphore), 0) => {
+            invalid_permits(&format!("mode SEMAPHORE needs 1 to {permits_max} permits"))
+        }
+        (Ok(v1::LockMode::Unspecified | v1::LockMode::Semaphore), permits) => {
+            if permits > permits_max {
+                return invalid_permits(&format!(
+                    "a semaphore has at most {permits_max} permits (semaphore_permits_max)"
+                ));
+            }
+            Ok(LockMode::Semaphore { permits })
+        }
+        (Ok(v1::LockMode::Exclusive | v1::LockMode::Shared), _) => invalid_permits(
+            "permits ask for a semaphore: send mode SEMAPHORE (3) or leave the mode unset",
+        ),
+        (Err(_), _) => Err(status::invalid(
             v1::ErrorReason::InvalidMode,
-            format!("lock mode {mode} is not EXCLUSIVE (1) or SHARED (2)"),
+            format!("lock mode {mode} is not EXCLUSIVE (1), SHARED (2) or SEMAPHORE (3)"),
         )),
     }
 }
@@ -34,7 +56,13 @@ pub fn mode_to_wire(mode: LockMode) -> i32 {
     match mode {
         LockMode::Exclusive => v1::LockMode::Exclusive.into(),
         LockMode::Shared => v1::LockMode::Shared.into(),
+        LockMode::Semaphore { .. } => v1::LockMode::Semaphore.into(),
     }
+}
+
+/// A mode's permits on the wire (0 for a lock).
+pub fn permits_to_wire(mode: LockMode) -> u32 {
+    mode.permits().unwrap_or(0)
 }
 
 pub fn parse_path(ctx: &Ctx, path: &str) -> Result<LockPath, Status> {
@@ -48,6 +76,7 @@ pub fn holder_to_wire(holder: &HolderView, held_ms: u64) -> v1::Holder {
         fencing_token: holder.token,
         mode: mode_to_wire(holder.mode),
         held_ms,
+        permits: permits_to_wire(holder.mode),
     }
 }
 
@@ -63,6 +92,7 @@ pub fn event_to_wire(event: &WatchEvent) -> v1::Event {
             (v1::EventKind::Released, token, Some(reason))
         }
         WatchEventKind::Queued { .. } => (v1::EventKind::Queued, 0, None),
+        WatchEventKind::Proclaimed { token } => (v1::EventKind::Proclaimed, token, None),
         WatchEventKind::Dequeued { reason, .. } => {
             (v1::EventKind::Dequeued, 0, Some(dequeue_reason(reason)))
         }
@@ -76,6 +106,7 @@ pub fn event_to_wire(event: &WatchEvent) -> v1::Event {
         mode: mode_to_wire(event.mode),
         fencing_token,
         reason: reason.unwrap_or(v1::ReleaseReason::Unspecified).into(),
+        permits: permits_to_wire(event.mode),
     }
 }
 

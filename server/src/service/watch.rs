@@ -47,11 +47,11 @@ impl Filter {
 }
 
 /// Counts a live watch stream against `watchers_max` while it exists.
-struct WatcherSlot(SharedCtx);
+pub(super) struct WatcherSlot(SharedCtx);
 
 impl WatcherSlot {
     /// A slot, if fewer than `watchers_max` streams are live; released on drop.
-    fn take(ctx: &SharedCtx) -> Option<WatcherSlot> {
+    pub(super) fn take(ctx: &SharedCtx) -> Option<WatcherSlot> {
         let max = ctx.config.server.watchers_max;
         if ctx.watchers.fetch_add(1, Ordering::Relaxed) >= max {
             ctx.watchers.fetch_sub(1, Ordering::Relaxed);
@@ -71,7 +71,7 @@ impl Drop for WatcherSlot {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
 
-fn compacted(ctx: &SharedCtx, compact_revision: u64) -> WatchResponse {
+pub(super) fn compacted(ctx: &SharedCtx, compact_revision: u64) -> WatchResponse {
     WatchResponse {
         header: ctx.current_header(),
         events: Vec::new(),
@@ -147,17 +147,7 @@ impl WatchApi {
         } else {
             Filter::Path(parse_path(&self.ctx, &watch.path)?)
         };
-        let Some(slot) = WatcherSlot::take(&self.ctx) else {
-            let max = self.ctx.config.server.watchers_max;
-            let message =
-                format!("limit watchers_max reached: at most {max} watch streams per node");
-            let detail = ErrorDetail {
-                reason: ErrorReason::TooManyWatchers.into(),
-                limit: max as u64,
-                ..ErrorDetail::default()
-            };
-            return Err(status_with_detail(Code::ResourceExhausted, message, &detail));
-        };
+        let slot = WatcherSlot::take(&self.ctx).ok_or_else(|| too_many_watchers(&self.ctx))?;
         let subscription = self.ctx.store.lock().observer.hub.subscribe(watch.start_revision);
         let (out, responses) = mpsc::channel(256);
         match subscription {
@@ -171,6 +161,18 @@ impl WatchApi {
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
     }
+}
+
+/// `RESOURCE_EXHAUSTED` for a stream beyond `watchers_max` (watches and observes alike).
+pub(super) fn too_many_watchers(ctx: &SharedCtx) -> Status {
+    let max = ctx.config.server.watchers_max;
+    let message = format!("limit watchers_max reached: at most {max} watch streams per node");
+    let detail = ErrorDetail {
+        reason: ErrorReason::TooManyWatchers.into(),
+        limit: max as u64,
+        ..ErrorDetail::default()
+    };
+    status_with_detail(Code::ResourceExhausted, message, &detail)
 }
 
 #[tonic::async_trait]

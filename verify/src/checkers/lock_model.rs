@@ -92,12 +92,25 @@ impl PathState {
             },
             // A shared try-lock is also refused behind a queued exclusive request, and
             // every try-lock during a lock-delay.
+            // A shared or semaphore try-lock is also refused behind a queued request,
+            // which the model does not follow.
             (OpKind::Lock { mode, wait: false }, Outcome::Busy) => (alive
                 && held.is_none()
                 && (self.delayed
                     || !self.compatible(*mode)
-                    || (*mode == LockMode::Shared && !self.holders.is_empty())))
+                    || (*mode != LockMode::Exclusive && !self.holders.is_empty())))
             .then(|| self.clone()),
+            (OpKind::Proclaim { token }, Outcome::Done) => {
+                let at = held?;
+                match self.holders[at].2 {
+                    Some(held) => (held == *token).then(|| self.clone()),
+                    None => Some(self.bind(at, *token)),
+                }
+            }
+            (OpKind::Proclaim { token }, Outcome::NotHeld) => {
+                let holds_it = held.is_some_and(|at| self.holders[at].2 == Some(*token));
+                (alive && !holds_it).then(|| self.clone())
+            }
             (OpKind::Lock { wait: true, .. }, Outcome::WaitTimedOut) => {
                 held.is_none().then(|| self.clone())
             }
@@ -105,7 +118,11 @@ impl PathState {
                 (alive && held.is_some() == *holds).then(|| self.clone())
             }
             (
-                OpKind::Lock { .. } | OpKind::Unlock { .. } | OpKind::Revoke | OpKind::LeaseTtl,
+                OpKind::Lock { .. }
+                | OpKind::Unlock { .. }
+                | OpKind::Proclaim { .. }
+                | OpKind::Revoke
+                | OpKind::LeaseTtl,
                 Outcome::LeaseGone,
             ) => (!alive).then(|| self.clone()),
             (OpKind::Unlock { token }, Outcome::Done) => {

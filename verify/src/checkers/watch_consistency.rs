@@ -22,6 +22,7 @@ fn wire_kind(kind: &WatchEventKind) -> i32 {
         WatchEventKind::Released { .. } => EventKind::Released,
         WatchEventKind::Queued { .. } => EventKind::Queued,
         WatchEventKind::Dequeued { .. } => EventKind::Dequeued,
+        WatchEventKind::Proclaimed { .. } => EventKind::Proclaimed,
     };
     kind as i32
 }

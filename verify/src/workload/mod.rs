@@ -30,8 +30,9 @@ use lockmgr_core::LockMode;
 use lockmgr_proto::{
     Channels, error_detail,
     v1::{
-        self, ErrorReason, LeaseGrantRequest, LeaseKeepAliveRequest, LockRequest,
-        lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
+        self, CampaignRequest, ErrorReason, LeaseGrantRequest, LeaseKeepAliveRequest, LockRequest,
+        election_service_client::ElectionServiceClient, lease_service_client::LeaseServiceClient,
+        lock_service_client::LockServiceClient,
     },
 };
 use rand::{RngExt, SeedableRng, rngs::SmallRng};
@@ -130,8 +131,31 @@ async fn call_status<T>(
     }
 }
 
-/// One attempt of a lock, abandoned after `limit`.
-async fn lock_once(channel: Channel, request: LockRequest, limit: Duration) -> Outcome {
+/// One attempt of a lock, abandoned after `limit`; through the election service's
+/// `Campaign` if `campaign` (a blocking exclusive lock whose holder id is the value).
+async fn lock_once(
+    channel: Channel,
+    request: LockRequest,
+    limit: Duration,
+    campaign: bool,
+) -> Outcome {
+    if campaign {
+        let campaign = CampaignRequest {
+            name: request.path,
+            lease_id: request.lease_id,
+            value: request.holder_id,
+            wait_timeout_ms: request.wait_timeout_ms,
+            request_id: request.request_id,
+        };
+        let mut elections = ElectionServiceClient::new(channel);
+        return match call_within(limit, elections.campaign(campaign)).await {
+            Ok(response) => match response.leader {
+                Some(leader) => Outcome::Granted { token: leader.fencing_token },
+                None => Outcome::Unknown,
+            },
+            Err(outcome) => outcome,
+        };
+    }
     let mut locks = LockServiceClient::new(channel);
     match call_within(limit, locks.lock(request)).await {
         Ok(response) if response.acquired => Outcome::Granted { token: response.fencing_token },
@@ -140,15 +164,27 @@ async fn lock_once(channel: Channel, request: LockRequest, limit: Duration) -> O
     }
 }
 
-fn proto_mode(mode: LockMode) -> i32 {
+/// The semaphore's permits if the workload uses `path` as a semaphore (path 1 of three or
+/// more; every client asks for the same permits there), `None` for a lock.
+pub fn path_permits(path: usize, paths: usize) -> Option<u32> {
+    (paths >= 3 && path == 1).then_some(2)
+}
+
+/// A mode as the wire says it: the mode and the permits.
+fn proto_mode(mode: LockMode) -> (i32, u32) {
     match mode {
-        LockMode::Exclusive => v1::LockMode::Exclusive as i32,
-        LockMode::Shared => v1::LockMode::Shared as i32,
+        LockMode::Exclusive => (v1::LockMode::Exclusive as i32, 0),
+        LockMode::Shared => (v1::LockMode::Shared as i32, 0),
+        LockMode::Semaphore { permits } => (v1::LockMode::Semaphore as i32, permits),
     }
 }
 
-fn core_mode(mode: i32) -> LockMode {
-    if mode == v1::LockMode::Shared as i32 { LockMode::Shared } else { LockMode::Exclusive }
+fn core_mode(mode: i32, permits: u32) -> LockMode {
+    match v1::LockMode::try_from(mode) {
+        Ok(v1::LockMode::Shared) => LockMode::Shared,
+        Ok(v1::LockMode::Semaphore) => LockMode::Semaphore { permits },
+        _ => LockMode::Exclusive,
+    }
 }
 
 /// One client's life: leases one after another until the run's fault phase ends.

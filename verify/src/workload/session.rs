@@ -8,15 +8,20 @@ use lockmgr_core::LockMode;
 use lockmgr_proto::{
     error_detail,
     v1::{
-        ErrorReason, GetLockRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, ListLocksRequest,
-        LockRequest, ReadConsistency, UnlockRequest, ValidateFenceRequest,
-        lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
+        ErrorReason, GetLockRequest, LeaderKey, LeaderRequest, LeaseRevokeRequest,
+        LeaseTimeToLiveRequest, ListLocksRequest, LockRequest, ProclaimRequest, ReadConsistency,
+        ResignRequest, UnlockRequest, ValidateFenceRequest,
+        election_service_client::ElectionServiceClient, lease_service_client::LeaseServiceClient,
+        lock_service_client::LockServiceClient,
     },
 };
 use rand::{RngExt, rngs::SmallRng};
 use tonic::transport::Channel;
 
-use super::{CALL_TIMEOUT, Shared, call, call_status, core_mode, lock_once, path_name, proto_mode};
+use super::{
+    CALL_TIMEOUT, Shared, call, call_status, core_mode, lock_once, path_name, path_permits,
+    proto_mode,
+};
 use crate::{
     history::{Misuse, Op, OpKind, Outcome},
     now_us,
@@ -45,6 +50,9 @@ const IMPATIENT_CHANCE: f64 = 0.2;
 const SECOND_REQUEST_CHANCE: f64 = 0.15;
 /// Chance that a step reuses the last request id for another request.
 const MISUSE_CHANCE: f64 = 0.05;
+/// Chance that a blocking exclusive lock is an election's campaign, its unlock a
+/// resignation, a read of its holder the election's `Leader`.
+const ELECTION_CHANCE: f64 = 0.3;
 
 impl Session<'_> {
     fn next_request_id(&mut self) -> u64 {
@@ -136,11 +144,12 @@ impl Session<'_> {
             }
             let outcome = if stale {
                 let token = old_tokens[self.rng.random_range(0..old_tokens.len())];
-                self.unlock(token).await
+                self.unlock(token, false).await
             } else if let Some((token, mode)) = held {
                 match self.rng.random_range(0..10) {
                     0..=5 => {
-                        let outcome = self.unlock(token).await;
+                        let resign = mode == LockMode::Exclusive && self.rng.random_bool(ELECTION_CHANCE);
+                        let outcome = self.unlock(token, resign).await;
                         if outcome == Outcome::Done {
                             grants.remove(&self.path);
                             olds.entry(self.path).or_default().push(token);
@@ -149,6 +158,14 @@ impl Session<'_> {
                     }
                     6 if self.rng.random_bool(0.3) => self.lease_ttl().await,
                     6 => self.read().await,
+                    7 if mode == LockMode::Exclusive && self.rng.random_bool(ELECTION_CHANCE) => {
+                        let token = if old_tokens.is_empty() || self.rng.random_bool(0.8) {
+                            token
+                        } else {
+                            old_tokens[self.rng.random_range(0..old_tokens.len())]
+                        };
+                        self.proclaim(token).await
+                    }
                     7 => {
                         let token = if old_tokens.is_empty() || self.rng.random_bool(0.5) {
                             token
@@ -182,6 +199,11 @@ impl Session<'_> {
                         continue;
                     }
                 };
+                // A semaphore path is asked for with its permits, whatever the mode drawn.
+                let mode = match path_permits(self.path, self.shared.shape.paths) {
+                    Some(permits) => LockMode::Semaphore { permits },
+                    None => mode,
+                };
                 let outcome = self.lock(mode, wait_ms).await;
                 if let Outcome::Granted { token } = outcome {
                     grants.insert(self.path, (token, mode));
@@ -202,6 +224,9 @@ impl Session<'_> {
         let timeout = CALL_TIMEOUT + Duration::from_millis(wait_timeout_ms);
         // A blocking lock's first attempt is sometimes abandoned while it waits; the
         // retry, at once and with the same id, must find the wait.
+        let campaign = wait_timeout_ms > 0
+            && mode == LockMode::Exclusive
+            && self.rng.random_bool(ELECTION_CHANCE);
         let impatient = (wait_timeout_ms > 0 && self.rng.random_bool(IMPATIENT_CHANCE))
             .then(|| Duration::from_millis(self.rng.random_range(50..=wait_timeout_ms)));
         // Meanwhile the lease sometimes asks again with a try-lock (a new request).
@@ -217,14 +242,14 @@ impl Session<'_> {
             let request = request.clone();
             attempt += 1;
             let limit = if attempt == 1 { impatient.unwrap_or(timeout) } else { timeout };
-            async move { lock_once(channel, request, limit).await }
+            async move { lock_once(channel, request, limit, campaign).await }
         });
         let second = async move {
             let (delay, request, channel) = second?;
             tokio::time::sleep(delay).await;
             let invoke_us = now_us();
             let request_id = request.request_id;
-            let outcome = lock_once(channel, request, CALL_TIMEOUT).await;
+            let outcome = lock_once(channel, request, CALL_TIMEOUT, false).await;
             Some((outcome, request_id, invoke_us, now_us()))
         };
         let (outcome, second) = futures_util::future::join(blocking, second).await;
@@ -241,17 +266,20 @@ impl Session<'_> {
     }
 
     fn lock_request(&self, mode: LockMode, wait_timeout_ms: u64, request_id: u64) -> LockRequest {
+        let (mode, permits) = proto_mode(mode);
         LockRequest {
             path: path_name(self.path),
             lease_id: self.lease,
-            mode: proto_mode(mode),
+            mode,
             wait_timeout_ms,
             holder_id: format!("c{}", self.client),
             request_id,
+            permits,
         }
     }
 
-    async fn unlock(&mut self, token: u64) -> Outcome {
+    /// Unlocks `token`'s grant (as an election's `Resign` if `resign`).
+    async fn unlock(&mut self, token: u64, resign: bool) -> Outcome {
         let request_id = self.next_request_id();
         let request = UnlockRequest {
             path: path_name(self.path),
@@ -264,8 +292,20 @@ impl Session<'_> {
             .until_definite(self.retries(), Outcome::Unknown, |channel| {
                 let request = request.clone();
                 async move {
-                    match call(LockServiceClient::new(channel).unlock(request)).await {
-                        Ok(_) => Outcome::Done,
+                    let done = if resign {
+                        let leader = LeaderKey {
+                            name: request.path,
+                            lease_id: request.lease_id,
+                            fencing_token: request.fencing_token,
+                        };
+                        let resign =
+                            ResignRequest { leader: Some(leader), request_id: request.request_id };
+                        call(ElectionServiceClient::new(channel).resign(resign)).await.map(drop)
+                    } else {
+                        call(LockServiceClient::new(channel).unlock(request)).await.map(drop)
+                    };
+                    match done {
+                        Ok(()) => Outcome::Done,
                         Err(outcome) => outcome,
                     }
                 }
@@ -278,6 +318,36 @@ impl Session<'_> {
         outcome
     }
 
+    /// An election's `Proclaim` of a new value by the holder of `token` (current or
+    /// stale), retried with its request id until definite.
+    async fn proclaim(&mut self, token: u64) -> Outcome {
+        let request_id = self.next_request_id();
+        let leader = LeaderKey { name: path_name(self.path), lease_id: self.lease, fencing_token: token };
+        let request = ProclaimRequest {
+            leader: Some(leader),
+            value: format!("c{}-{request_id}", self.client),
+            request_id,
+        };
+        let invoke_us = now_us();
+        let outcome = self
+            .until_definite(self.retries(), Outcome::Unknown, |channel| {
+                let request = request.clone();
+                async move {
+                    match call(ElectionServiceClient::new(channel).proclaim(request)).await {
+                        Ok(_) => Outcome::Done,
+                        Err(outcome) => outcome,
+                    }
+                }
+            })
+            .await;
+        self.record(OpKind::Proclaim { token }, outcome.clone(), request_id, invoke_us);
+        // A reused proclaim id is not one of the misuses the workload judges.
+        if outcome != Outcome::Unknown {
+            self.last_decided = None;
+        }
+        outcome
+    }
+
     /// Reuses the last decided request's id for another request (a try-lock in the other
     /// mode, or a try-lock where that id unlocked): it must be refused as a reused id,
     /// and take no effect. Only definite answers are judged.
@@ -285,7 +355,7 @@ impl Session<'_> {
         let Some((request_id, first_mode)) = self.last_decided else { return };
         let mode = match first_mode {
             Some(LockMode::Exclusive) => LockMode::Shared,
-            Some(LockMode::Shared) | None => LockMode::Exclusive,
+            Some(LockMode::Shared | LockMode::Semaphore { .. }) | None => LockMode::Exclusive,
         };
         let first = match first_mode {
             Some(mode) => format!("a {mode} lock"),
@@ -331,6 +401,22 @@ impl Session<'_> {
         let invoke_us = now_us();
         let mut locks = self.locks();
         let linearizable = ReadConsistency::Linearizable as i32;
+        let election = path_permits(self.path, self.shared.shape.paths).is_none()
+            && self.rng.random_bool(ELECTION_CHANCE);
+        if election {
+            // The election's view of the path: its exclusive holder, if any (a path held
+            // shared is not an election, and the read is refused: no effect to record).
+            let request = LeaderRequest { name: path_name(self.path), consistency: linearizable };
+            let mut elections = ElectionServiceClient::new(self.shared.channel(self.rng));
+            let Ok(response) = call(elections.leader(request)).await else { return Outcome::Done };
+            let holders = response
+                .leader
+                .map(|key| vec![(key.lease_id, LockMode::Exclusive, key.fencing_token)])
+                .unwrap_or_default();
+            let outcome = Outcome::Holders(holders);
+            self.record(OpKind::Get, outcome.clone(), 0, invoke_us);
+            return outcome;
+        }
         let lock = if self.rng.random_bool(0.5) {
             let request = GetLockRequest { path: path_name(self.path), consistency: linearizable };
             call(locks.get_lock(request)).await.map(|response| response.lock)
@@ -351,7 +437,7 @@ impl Session<'_> {
                     .map(|lock| lock.holders)
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|h| (h.lease_id, core_mode(h.mode), h.fencing_token))
+                    .map(|h| (h.lease_id, core_mode(h.mode, h.permits), h.fencing_token))
                     .collect();
                 let outcome = Outcome::Holders(holders);
                 self.record(OpKind::Get, outcome.clone(), 0, invoke_us);
