@@ -171,3 +171,73 @@ async def test_a_retried_lock_reuses_its_request_id(endpoint: str, path: str) ->
         assert len({r.request_id for r in cut.sent}) == 1, cut.sent
         info = await admin.get_lock(path)
         assert info is not None and [h.lease_id for h in info.holders] == [waiter.lease_id]
+
+
+async def test_a_semaphore_admits_its_permits_then_queues(
+    client: lockmgr.aio.Client, path: str
+) -> None:
+    async with client.session() as a, client.session() as b, client.session() as c:
+        first = await a.acquire_permit(path, 2)
+        async with b.acquire_permit(path, 2) as second:
+            assert second.fencing_token > first.fencing_token
+            assert await c.try_acquire_permit(path, 2) is None
+            with pytest.raises(lockmgr.PermitsMismatch):
+                await c.try_acquire_permit(path, 3)
+            waiting = asyncio.create_task(c.acquire(path, mode="semaphore", wait=WAIT_S, permits=2))
+
+            async def queued() -> bool:
+                return c.lease_id in await waiters(client, path)
+
+            await eventually_async(queued, what="the third queued")
+            assert not waiting.done()
+            await first.unlock()
+            third = await asyncio.wait_for(waiting, WAIT_S)
+            assert third is not None and third.fencing_token > second.fencing_token
+            await third.unlock()
+
+
+async def test_campaign_proclaim_resign_and_observe(client: lockmgr.aio.Client, path: str) -> None:
+    async with client.session() as a, client.session() as b:
+        first = await a.campaign(path, "a")
+        async with client.observe(path) as changes:
+            now = await changes.__anext__()
+            assert now.leader == lockmgr.Leader(path, a.lease_id, first.fencing_token, "a")
+            await first.proclaim("a-2")
+            leader = await client.leader(path)
+            assert leader is not None and leader.value == "a-2"
+            campaign = asyncio.ensure_future(b.campaign(path, "b", WAIT_S))
+
+            async def queued() -> bool:
+                return b.lease_id in await waiters(client, path)
+
+            await eventually_async(queued, what="b queued")
+            assert not campaign.done()
+            await first.resign()
+            second = await asyncio.wait_for(campaign, WAIT_S)
+            assert second.fencing_token > first.fencing_token
+            seen = []
+            async for change in changes:
+                seen.append(change.leader.value if change.leader else None)
+                if change.leader is not None and change.leader.lease_id == b.lease_id:
+                    break
+        assert [value for value in seen if value] == ["a-2", "b"], seen
+        async with second:
+            assert second.lost is b.lost
+    assert await client.leader(path) is None
+
+
+async def test_a_lock_stream_queued_acquired_lost(client: lockmgr.aio.Client, path: str) -> None:
+    async with client.session() as holder, client.session() as waiter:
+        held = await holder.lock(path)
+        with pytest.raises(lockmgr.SessionLost):
+            async with waiter.lock_stream(path, wait=WAIT_S) as states:
+                states_seen = [(await states.__anext__()).state]
+                await held.unlock()
+                states_seen.append((await states.__anext__()).state)
+                await client.revoke_lease(waiter.lease_id)
+                states_seen.extend([state.state async for state in states])
+        assert states_seen == [
+            lockmgr.AcquisitionState.QUEUED,
+            lockmgr.AcquisitionState.ACQUIRED,
+            lockmgr.AcquisitionState.LOST,
+        ]

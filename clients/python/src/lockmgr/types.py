@@ -285,7 +285,8 @@ class LockState:
     (``reason`` ``None``, ``holders`` empty)."""
 
     state: AcquisitionState
-    # QUEUED: the request's place (0: next) and how many requests are ahead of it.
+    # QUEUED: the request's place among the waiters (0: next) and how many holders and
+    # waiters are ahead of it.
     position: int
     ahead: int
     # ACQUIRED, JEOPARDY, LOST: the grant's fencing token.
