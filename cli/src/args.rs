@@ -61,6 +61,9 @@ pub enum Command {
     Fence(FenceCommand),
     /// Stream lock events under a prefix (or of one path).
     Watch(WatchArgs),
+    /// Leader election: campaign for NAME and hold leadership until signalled (the
+    /// fencing token on stdout), or with --listen print each change of its leader.
+    Elect(ElectArgs),
     /// Cluster: status, members, add, remove, transfer-leader.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -218,8 +221,15 @@ pub struct LockArgs {
     /// The lock's path, e.g. /db/users/schema-migration.
     pub path: String,
     /// Take a shared (reader) lock.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "permits")]
     pub shared: bool,
+    /// Take one of N places of a semaphore on the path (every holder names the same N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub permits: Option<u32>,
+    /// Report the acquisition on stderr as it happens: the place in the queue as it
+    /// moves, the grant, a lease in jeopardy (not renewed for a third of its TTL), the loss.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// How long to wait for the lock (0: fail at once if busy).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub wait: Duration,
@@ -322,6 +332,25 @@ pub enum EndpointCommand {
         #[arg(long)]
         cluster: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ElectArgs {
+    /// The election's name (a lock path), e.g. /services/scheduler/leader.
+    pub name: String,
+    /// The leader's value once elected, e.g. its address (default: HOSTNAME-PID).
+    #[arg(conflicts_with = "listen")]
+    pub value: Option<String>,
+    /// Campaign for nothing: print the leader now and each change, until signalled.
+    #[arg(long)]
+    pub listen: bool,
+    /// How long to wait for leadership (0: as long as the cluster allows, its
+    /// wait_timeout_ms_max).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+    /// The session lease's TTL (the cluster clamps it to its limits, and says so).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use lockmgr_client::{Client, Error, LockGuard, LockMode, Session, proto::ErrorReason};
+use lockmgr_client::{Client, Error, LockGuard, LockMode, LockState, Session, proto::ErrorReason};
 use serde::Serialize;
 
 use crate::{
@@ -60,9 +60,20 @@ impl Ctl {
             signal = signals.recv() => return Ok(ExitCode::from(signal_exit_code(signal))),
         };
         note_ttl(args.ttl, session.ttl());
-        let mode = if args.shared { LockMode::Shared } else { LockMode::Exclusive };
+        let mode = match (args.shared, args.permits) {
+            (true, _) => LockMode::Shared,
+            (false, Some(permits)) => LockMode::Semaphore { permits },
+            (false, None) => LockMode::Exclusive,
+        };
+        let acquiring = async {
+            if args.verbose {
+                self.acquire_verbose(&args.path, &session, mode, args.wait).await
+            } else {
+                session.acquire(&args.path, mode, args.wait).await
+            }
+        };
         let acquired = tokio::select! {
-            acquired = session.acquire(&args.path, mode, args.wait) => acquired,
+            acquired = acquiring => acquired,
             signal = signals.recv() => {
                 let _ = session.close().await;
                 return Ok(ExitCode::from(signal_exit_code(signal)));
@@ -119,6 +130,37 @@ impl Ctl {
         }
     }
 
+    /// `--verbose`: acquires through the acquisition stream, reporting each state on
+    /// stderr, and goes on reporting (jeopardy, loss) in the background while held.
+    async fn acquire_verbose(
+        &self,
+        path: &str,
+        session: &Session,
+        mode: LockMode,
+        wait: std::time::Duration,
+    ) -> Result<Option<LockGuard>, Error> {
+        let mut acquisition = session.lock_stream(path, mode, wait).await?;
+        loop {
+            let Some(state) = acquisition.next().await? else {
+                return Err(Error::Invalid(format!("the acquisition stream of {path} ended")));
+            };
+            match state {
+                LockState::Busy => return Ok(None),
+                LockState::Acquired { .. } => {
+                    let guard = acquisition.guard();
+                    let (output, path) = (self.output, path.to_owned());
+                    tokio::spawn(async move {
+                        while let Ok(Some(state)) = acquisition.next().await {
+                            print_note(output, &state_note(&path, &state));
+                        }
+                    });
+                    return Ok(guard);
+                }
+                state => self.note(&state_note(path, &state)),
+            }
+        }
+    }
+
     async fn busy(&self, args: &LockArgs, session: Session) -> Result<ExitCode, Error> {
         let waited = humantime::format_duration(args.wait);
         self.note(&Note {
@@ -165,10 +207,7 @@ impl Ctl {
     }
 
     fn note(&self, note: &Note<'_>) {
-        match self.output {
-            crate::args::Output::Human => eprintln!("lockmgr: {}", note.message),
-            crate::args::Output::Json => eprintln!("{}", json_line(note)),
-        }
+        print_note(self.output, note);
     }
 
     /// `--no-command`: holds until a signal (exit 0) or the session is lost.
@@ -243,6 +282,41 @@ async fn release(guard: LockGuard, session: Session) {
     if let Err(error) = unlocked.and(closed) {
         eprintln!("lockmgr: could not release at once ({error}); the lease's TTL will");
     }
+}
+
+fn print_note(output: crate::args::Output, note: &Note<'_>) {
+    match output {
+        crate::args::Output::Human => eprintln!("lockmgr: {}", note.message),
+        crate::args::Output::Json => eprintln!("{}", json_line(note)),
+    }
+}
+
+/// What `--verbose` says of an acquisition state.
+fn state_note<'a>(path: &'a str, state: &LockState) -> Note<'a> {
+    let (event, message) = match state {
+        LockState::Queued { position, ahead } => (
+            "queued",
+            format!(
+                "queued for {path}: place {position} in the queue, {ahead} ahead (holders and waiters)"
+            ),
+        ),
+        LockState::Acquired { token } => (
+            "renewed",
+            format!("the lease is renewed again: {path} is held (fencing token {token})"),
+        ),
+        LockState::Jeopardy { token, remaining } => (
+            "jeopardy",
+            format!(
+                "jeopardy: the lease holding {path} (fencing token {token}) has not been renewed; {} left",
+                humantime::format_duration(*remaining)
+            ),
+        ),
+        LockState::Lost { token, reason } => {
+            ("lost", format!("{path} is no longer held (fencing token {token}): {reason}"))
+        }
+        LockState::Busy => ("busy", format!("{path} is busy")),
+    };
+    Note { event, path, message }
 }
 
 fn json_line(value: &impl Serialize) -> String {

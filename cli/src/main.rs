@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod elect;
 mod endpoint;
 mod exit;
 mod lock;
@@ -151,6 +152,7 @@ async fn client(
         Command::Locks(command) => ctl.locks(command).await?,
         Command::Fence(command) => return ctl.fence(command).await,
         Command::Watch(args) => ctl.watch(args).await?,
+        Command::Elect(args) => return ctl.elect(args).await,
         Command::Cluster(command) => ctl.cluster(command).await?,
         Command::Endpoint(command) => return ctl.endpoint(command).await,
     }

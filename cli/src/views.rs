@@ -166,6 +166,9 @@ pub struct Holder {
     pub holder_id: String,
     pub fencing_token: u64,
     pub mode: String,
+    /// A semaphore's permits (absent for a lock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permits: Option<u32>,
     pub held_ms: u64,
 }
 
@@ -202,6 +205,7 @@ impl From<&v1::LockInfo> for Lock {
                 holder_id: h.holder_id.clone(),
                 fencing_token: h.fencing_token,
                 mode: mode_name(h.mode),
+                permits: (h.permits > 0).then_some(h.permits),
                 held_ms: h.held_ms,
             })
             .collect();
@@ -228,11 +232,15 @@ impl View for Lock {
             .holders
             .iter()
             .map(|h| {
+                let mode = match h.permits {
+                    Some(permits) => format!("{}({permits})", h.mode),
+                    None => h.mode.clone(),
+                };
                 format!(
                     "lease {} ({}) {} token {} held {}",
                     h.lease_id,
                     h.holder_id,
-                    h.mode,
+                    mode,
                     h.fencing_token,
                     human_ms(h.held_ms)
                 )

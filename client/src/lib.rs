@@ -21,10 +21,12 @@
 //! carries the grant's fencing token and releases the lock on `unlock()` or on drop.
 
 mod client;
+mod election;
 mod error;
 mod session;
 
 pub use client::{Client, ClientConfig};
+pub use election::{Acquisition, Leadership, LockState};
 pub use error::Error;
 pub use lockmgr_proto::v1 as proto;
 pub use session::{LockGuard, LockMode, Session};

@@ -31,7 +31,9 @@ pub enum LockMode {
     Exclusive,
     Shared,
     /// One of `permits` holders of a semaphore (every holder names the same permits).
-    Semaphore { permits: u32 },
+    Semaphore {
+        permits: u32,
+    },
 }
 
 impl LockMode {
@@ -125,6 +127,14 @@ impl Session {
         self.inner.next_request_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    pub(crate) fn next_request_id(&self) -> u64 {
+        self.request_id()
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
     /// Waits up to `wait` for an exclusive lock on `path`.
     pub async fn lock(&self, path: &str, wait: Duration) -> Result<LockGuard, Error> {
         self.acquire(path, LockMode::Exclusive, wait).await?.ok_or_else(|| unexpected_busy(path))
@@ -160,7 +170,12 @@ impl Session {
         self.acquire(path, LockMode::Semaphore { permits }, Duration::ZERO).await
     }
 
-    pub(crate) fn lock_request(&self, path: &str, mode: LockMode, wait: Duration) -> v1::LockRequest {
+    pub(crate) fn lock_request(
+        &self,
+        path: &str,
+        mode: LockMode,
+        wait: Duration,
+    ) -> v1::LockRequest {
         let (wire_mode, permits) = mode.wire();
         v1::LockRequest {
             path: path.into(),
@@ -250,6 +265,10 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
+    pub(crate) fn new(session: Session, path: &str, token: u64, mode: LockMode) -> LockGuard {
+        LockGuard { session, path: path.into(), token, mode, released: false }
+    }
+
     pub fn fencing_token(&self) -> u64 {
         self.token
     }

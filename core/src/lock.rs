@@ -73,12 +73,10 @@ impl LockEntry {
         mode.compatible_with(self.holders.iter().map(|grant| &grant.mode))
     }
 
-    /// The semaphore mode of the path (from any holder or waiter), if it is one; a path
-    /// that holds or queues locks answers `Some(None)`, an empty one `None`.
-    pub(crate) fn kind(&self) -> Option<Option<u32>> {
+    /// The mode of any holder or waiter (they all name the same permits), if any.
+    pub(crate) fn any_mode(&self) -> Option<LockMode> {
         let holders = self.holders.iter().map(|grant| grant.mode);
-        let mut modes = holders.chain(self.waiters.iter().map(|waiter| waiter.mode));
-        modes.next().map(LockMode::permits)
+        holders.chain(self.waiters.iter().map(|waiter| waiter.mode)).next()
     }
 
     pub(crate) fn holder_views(&self) -> Vec<HolderView> {

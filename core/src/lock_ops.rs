@@ -22,7 +22,7 @@ use crate::{
     path::LockPath,
     planted::{PlantedBug, planted},
     reply::{Limit, LockOutcome, Rejection, Reply},
-    types::{DequeueReason, FencingToken, LeaseId, ReleaseReason, RequestId, Revision},
+    types::{DequeueReason, FencingToken, LeaseId, LockMode, ReleaseReason, RequestId, Revision},
 };
 
 enum Decision {
@@ -108,9 +108,10 @@ impl StateMachine {
             return reply;
         }
         let state = &mut self.state;
-        let grant = state.locks.get_mut(path).and_then(|entry| {
-            entry.holders.iter_mut().find(|grant| grant.lease_id == lease_id)
-        });
+        let grant = state
+            .locks
+            .get_mut(path)
+            .and_then(|entry| entry.holders.iter_mut().find(|grant| grant.lease_id == lease_id));
         let reply = match grant {
             None => Reply::Rejected(Rejection::LockNotHeld { path: path.clone(), lease_id }),
             Some(grant) if grant.token != token => Reply::Rejected(Rejection::StaleToken {
@@ -328,7 +329,7 @@ impl StateMachine {
         if let Some(decision) = entry.and_then(|entry| repeat_of_own_lock(entry, request)) {
             return decision;
         }
-        if let Some(current) = entry.and_then(LockEntry::kind)
+        if let Some(current) = entry.and_then(LockEntry::any_mode).map(LockMode::permits)
             && current != request.mode.permits()
         {
             return Decision::Answer(Reply::Rejected(Rejection::PermitsMismatch {

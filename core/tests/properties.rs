@@ -184,7 +184,8 @@ fn command(sm: &StateMachine, op: &Op, last_request_id: &mut u64) -> Command {
         Op::EndDelay { path } => Command::EndLockDelay { path: lock_path(path) },
         Op::Proclaim { path, lease, right_token } => {
             let view = sm.lock(&lock_path(path));
-            let held = view.and_then(|v| v.holders.into_iter().find(|h| h.lease_id == lease_id(lease)));
+            let held =
+                view.and_then(|v| v.holders.into_iter().find(|h| h.lease_id == lease_id(lease)));
             let token = match held {
                 Some(holder) if right_token => holder.token,
                 _ => sm.revision() + 7,

@@ -51,11 +51,8 @@ fn a_request_with_other_permits_or_a_lock_on_a_semaphore_is_refused_by_name() {
     let (a, b) = (sm.lease(10_000), sm.lease(10_000));
     sm.grant("/pool", a, TWO);
     let three = LockMode::Semaphore { permits: 3 };
-    let mismatch = Rejection::PermitsMismatch {
-        path: path("/pool"),
-        requested: Some(3),
-        current: Some(2),
-    };
+    let mismatch =
+        Rejection::PermitsMismatch { path: path("/pool"), requested: Some(3), current: Some(2) };
     assert_eq!(sm.lock("/pool", b, three, 1_000).reply, Reply::Rejected(mismatch.clone()));
     assert!(mismatch.to_string().contains("a semaphore of 2 permits"), "{mismatch}");
     let lock = sm.lock("/pool", b, LockMode::Exclusive, 0).reply;

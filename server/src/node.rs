@@ -9,9 +9,9 @@ use lockmgr_io::{Disk, FjallDisk, LogStore, Network, NodeInfo, PeerService, Stat
 use lockmgr_proto::{
     raft::raft_service_server::RaftServiceServer,
     v1::{
-        cluster_service_server::ClusterServiceServer, lease_service_server::LeaseServiceServer,
-        election_service_server::ElectionServiceServer, lock_service_server::LockServiceServer,
-        watch_service_server::WatchServiceServer,
+        cluster_service_server::ClusterServiceServer,
+        election_service_server::ElectionServiceServer, lease_service_server::LeaseServiceServer,
+        lock_service_server::LockServiceServer, watch_service_server::WatchServiceServer,
     },
 };
 use openraft::{SnapshotPolicy, async_runtime::WatchReceiver};

@@ -69,6 +69,11 @@ impl WatchHub {
         self.live = broadcast::channel(self.buffer_events).0;
     }
 
+    /// New events only, from now.
+    pub fn live(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.live.subscribe()
+    }
+
     /// Events from `start_revision` on (0: only new ones), then live ones.
     pub fn subscribe(&self, start_revision: Revision) -> Result<Subscription, Compacted> {
         let live = self.live.subscribe();

@@ -12,9 +12,9 @@ use lockmgr_core::{
     Command, HolderView, LeaseId, LockMode, LockPath, Reply, WatchEvent, WatchEventKind,
 };
 use lockmgr_proto::v1::{
-    self, CampaignRequest, CampaignResponse, ErrorReason, LeaderKey, LeaderRequest,
-    LeaderResponse, ObserveRequest, ObserveResponse, ProclaimRequest, ProclaimResponse,
-    ResignRequest, ResignResponse, election_service_client::ElectionServiceClient,
+    self, CampaignRequest, CampaignResponse, ErrorReason, LeaderKey, LeaderRequest, LeaderResponse,
+    ObserveRequest, ObserveResponse, ProclaimRequest, ProclaimResponse, ResignRequest,
+    ResignResponse, election_service_client::ElectionServiceClient,
     election_service_server::ElectionService,
 };
 use tokio::sync::{broadcast::error::RecvError, mpsc};
@@ -23,9 +23,8 @@ use tonic::{Code, Request, Response, Status};
 
 use super::{
     lock::LockApi,
-    parse_path, read_barrier,
+    parse_path, read_barrier, wants_linearizable,
     watch::{WatcherSlot, compacted, too_many_watchers},
-    wants_linearizable,
 };
 use crate::{context::SharedCtx, forward::lead_or_forward, proposer::propose, status};
 
@@ -192,7 +191,8 @@ impl ElectionApi {
 
 fn required_leader(leader: Option<&LeaderKey>) -> Result<LeaderKey, Status> {
     leader.cloned().ok_or_else(|| {
-        let message = "leader is required: the key Campaign answered (name, lease_id, fencing_token)";
+        let message =
+            "leader is required: the key Campaign answered (name, lease_id, fencing_token)";
         status::invalid(ErrorReason::InvalidArgument, message)
     })
 }
@@ -238,7 +238,9 @@ fn change(event: &WatchEvent) -> Option<(Option<LeaderKey>, String)> {
     };
     match event.kind {
         _ if event.mode != LockMode::Exclusive => None,
-        WatchEventKind::Acquired { .. } => Some((Some(key(event.revision)), event.holder_id.clone())),
+        WatchEventKind::Acquired { .. } => {
+            Some((Some(key(event.revision)), event.holder_id.clone()))
+        }
         WatchEventKind::Proclaimed { token } => Some((Some(key(token)), event.holder_id.clone())),
         WatchEventKind::Released { .. } => Some((None, String::new())),
         WatchEventKind::Queued { .. } | WatchEventKind::Dequeued { .. } => None,

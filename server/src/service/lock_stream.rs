@@ -25,8 +25,7 @@ use crate::{
     status,
 };
 
-pub type LockStateStream =
-    Pin<Box<dyn Stream<Item = Result<LockStreamResponse, Status>> + Send>>;
+pub type LockStateStream = Pin<Box<dyn Stream<Item = Result<LockStreamResponse, Status>> + Send>>;
 
 type Out = mpsc::Sender<Result<LockStreamResponse, Status>>;
 type Live = broadcast::Receiver<Arc<WatchEvent>>;
@@ -80,7 +79,9 @@ impl LockApi {
                 return Ok(Response::new(Box::pin(ReceiverStream::new(responses))));
             }
             Some(Reply::Rejected(rejection)) => return Err(status::rejection(&rejection)),
-            other => return Err(status::internal(format!("unexpected reply to a lock: {other:?}"))),
+            other => {
+                return Err(status::internal(format!("unexpected reply to a lock: {other:?}")));
+            }
         };
         tokio::spawn(follow(self.clone(), command, stage, live, out));
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
@@ -88,9 +89,7 @@ impl LockApi {
 
     fn subscribe(&self) -> Live {
         let replica = self.ctx.store.lock();
-        replica.observer.hub.subscribe(0).map(|subscription| subscription.live).unwrap_or_else(
-            |_| unreachable!("a subscription from now is never compacted"),
-        )
+        replica.observer.hub.live()
     }
 
     /// The request's place in the queue and how many holders and waiters are ahead of it.
@@ -167,11 +166,8 @@ async fn wait_in_queue(
             && told != Some((position, ahead))
         {
             told = Some((position, ahead));
-            let queued = LockStreamResponse {
-                position,
-                ahead,
-                ..api.message(AcquisitionState::Queued)
-            };
+            let queued =
+                LockStreamResponse { position, ahead, ..api.message(AcquisitionState::Queued) };
             out.send(Ok(queued)).await.ok()?;
         }
         tokio::select! {
@@ -190,8 +186,15 @@ async fn wait_in_queue(
     }
 }
 
-async fn hold(api: &LockApi, request: &LockRequest, token: FencingToken, live: &mut Live, out: &Out) {
-    let acquired = LockStreamResponse { fencing_token: token, ..api.message(AcquisitionState::Acquired) };
+async fn hold(
+    api: &LockApi,
+    request: &LockRequest,
+    token: FencingToken,
+    live: &mut Live,
+    out: &Out,
+) {
+    let acquired =
+        LockStreamResponse { fencing_token: token, ..api.message(AcquisitionState::Acquired) };
     if out.send(Ok(acquired)).await.is_err() {
         return;
     }
@@ -211,7 +214,9 @@ async fn hold(api: &LockApi, request: &LockRequest, token: FencingToken, live: &
             }
             Standing::NotLeader => {
                 let leader = api.ctx.leader_info().filter(|(id, _)| *id != api.ctx.node_id);
-                let _ = out.send(Err(status::not_leader(leader.as_ref().map(|(id, n)| (*id, n))))).await;
+                let _ = out
+                    .send(Err(status::not_leader(leader.as_ref().map(|(id, n)| (*id, n)))))
+                    .await;
                 return;
             }
         };
@@ -226,7 +231,10 @@ async fn hold(api: &LockApi, request: &LockRequest, token: FencingToken, live: &
                     ..api.message(AcquisitionState::Jeopardy)
                 }
             } else {
-                LockStreamResponse { fencing_token: token, ..api.message(AcquisitionState::Acquired) }
+                LockStreamResponse {
+                    fencing_token: token,
+                    ..api.message(AcquisitionState::Acquired)
+                }
             };
             if out.send(Ok(message)).await.is_err() {
                 return;
@@ -258,7 +266,11 @@ async fn next_change(api: &LockApi, request: &LockRequest, live: &mut Live) {
 }
 
 /// Resolves at the next event of the path, with the reason if it released `token`.
-async fn released(request: &LockRequest, token: FencingToken, live: &mut Live) -> Option<ReleaseReason> {
+async fn released(
+    request: &LockRequest,
+    token: FencingToken,
+    live: &mut Live,
+) -> Option<ReleaseReason> {
     loop {
         match live.recv().await {
             Ok(event) if event.path != request.path => {}

@@ -1,8 +1,8 @@
 //! The public gRPC services, and the conversions between core's types and the wire's.
 
 mod cluster;
-mod lease;
 mod election;
+mod lease;
 mod lock;
 mod lock_stream;
 mod watch;
