@@ -353,12 +353,18 @@ fn self_test(cli: &Cli) -> ExitCode {
                 handles.into_iter().map(|h| h.join().expect("no panics")).collect::<Vec<_>>()
             });
             if let Some(result) = results.iter().find(|result| !result.passed) {
-                let by = result
+                // Every checker that saw it, in the order they reported.
+                let mut by: Vec<&str> = Vec::new();
+                let checkers = result
                     .output
                     .lines()
-                    .find_map(|line| line.trim().strip_prefix('[')?.split(']').next())
-                    .unwrap_or("a crash")
-                    .to_owned();
+                    .filter_map(|line| line.trim().strip_prefix('[')?.split(']').next());
+                for checker in checkers {
+                    if !by.contains(&checker) {
+                        by.push(checker);
+                    }
+                }
+                let by = if by.is_empty() { "a crash".to_owned() } else { by.join(", ") };
                 caught = Some((result.options.seed, by));
                 break;
             }
