@@ -148,7 +148,8 @@ impl Session<'_> {
             } else if let Some((token, mode)) = held {
                 match self.rng.random_range(0..10) {
                     0..=5 => {
-                        let resign = mode == LockMode::Exclusive && self.rng.random_bool(ELECTION_CHANCE);
+                        let resign =
+                            mode == LockMode::Exclusive && self.rng.random_bool(ELECTION_CHANCE);
                         let outcome = self.unlock(token, resign).await;
                         if outcome == Outcome::Done {
                             grants.remove(&self.path);
@@ -322,7 +323,8 @@ impl Session<'_> {
     /// stale), retried with its request id until definite.
     async fn proclaim(&mut self, token: u64) -> Outcome {
         let request_id = self.next_request_id();
-        let leader = LeaderKey { name: path_name(self.path), lease_id: self.lease, fencing_token: token };
+        let leader =
+            LeaderKey { name: path_name(self.path), lease_id: self.lease, fencing_token: token };
         let request = ProclaimRequest {
             leader: Some(leader),
             value: format!("c{}-{request_id}", self.client),
