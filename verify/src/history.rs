@@ -129,6 +129,11 @@ pub struct WatchRecord {
     pub events: Vec<(u64, String, i32, i64)>,
     /// The stream said it was compacted (the watcher must re-read).
     pub compacted: bool,
+    /// An election's `Observe` stream of the path rather than a watch: its changes are
+    /// recorded as the events behind them (a new leader `ACQUIRED`, a new value
+    /// `PROCLAIMED`, nobody `RELEASED` with lease 0); a stream from now starts after the
+    /// revision of its first answer (the leader as read), which is not recorded.
+    pub observe: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

@@ -1,11 +1,13 @@
 //! Watches: a watch stream shows the applied log's lock events for its path (or prefix),
 //! each exactly as applied, in revision order, and none missing between two it showed or
 //! between the revision it resumed from and the first it showed. A stream that cannot go
-//! on must say it was compacted, never skip silently.
+//! on must say it was compacted, never skip silently. An election's `Observe` stream is
+//! held to the same rule for the events that change its leadership: grants, releases and
+//! proclaims of exclusive grants (lease 0 for "nobody leads").
 
 use std::collections::BTreeMap;
 
-use lockmgr_core::{Event, WatchEventKind};
+use lockmgr_core::{Event, LockMode, WatchEventKind};
 use lockmgr_proto::v1::EventKind;
 
 use super::{Violation, state_machine_safety::LogRecord};
@@ -28,16 +30,31 @@ fn wire_kind(kind: &WatchEventKind) -> i32 {
 }
 
 pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Violation> {
-    // Every lock event of the applied log by revision: (path, kind, lease).
+    // Every lock event of the applied log by revision: (path, kind, lease), and whether
+    // it changes an election's leadership.
     let mut applied: BTreeMap<u64, (String, i32, i64)> = BTreeMap::new();
+    let mut leadership: BTreeMap<u64, (String, i32, i64)> = BTreeMap::new();
     for event in log.values().flat_map(|record| &record.applied.events) {
         if let Event::Lock(event) = event {
             let seen = (event.path.as_str().to_owned(), wire_kind(&event.kind), event.lease_id.0);
+            if event.mode == LockMode::Exclusive {
+                match event.kind {
+                    WatchEventKind::Acquired { .. } | WatchEventKind::Proclaimed { .. } => {
+                        leadership.insert(event.revision, seen.clone());
+                    }
+                    WatchEventKind::Released { .. } => {
+                        let nobody = (seen.0.clone(), seen.1, 0);
+                        leadership.insert(event.revision, nobody);
+                    }
+                    WatchEventKind::Queued { .. } | WatchEventKind::Dequeued { .. } => {}
+                }
+            }
             applied.insert(event.revision, seen);
         }
     }
     let mut violations = Vec::new();
     for record in &history.watches {
+        let applied = if record.observe { &leadership } else { &applied };
         let watched = |path: &str| {
             if record.prefix {
                 path == record.target
@@ -47,7 +64,8 @@ pub fn check(log: &BTreeMap<u64, LogRecord>, history: &History) -> Vec<Violation
             }
         };
         let who = format!(
-            "watcher {} on {}{} from revision {}",
+            "{} {} on {}{} from revision {}",
+            if record.observe { "observer" } else { "watcher" },
             record.watcher,
             record.target,
             if record.prefix { "*" } else { "" },

@@ -131,15 +131,43 @@ async fn call_status<T>(
     }
 }
 
-/// One attempt of a lock, abandoned after `limit`; through the election service's
-/// `Campaign` if `campaign` (a blocking exclusive lock whose holder id is the value).
-async fn lock_once(
-    channel: Channel,
-    request: LockRequest,
-    limit: Duration,
-    campaign: bool,
-) -> Outcome {
-    if campaign {
+/// Which RPC a lock is sent with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Lock,
+    /// The election service's `Campaign` (a blocking exclusive lock whose holder id is
+    /// the value).
+    Campaign,
+    /// `LockStream`, followed until the grant (the stream is then dropped: the grant
+    /// stays).
+    Stream,
+}
+
+/// One attempt of a lock, abandoned after `limit`.
+async fn lock_once(channel: Channel, request: LockRequest, limit: Duration, via: Via) -> Outcome {
+    if via == Via::Stream {
+        let mut locks = LockServiceClient::new(channel);
+        let followed = tokio::time::timeout(limit, async move {
+            let mut stream = locks.lock_stream(request).await?.into_inner();
+            while let Some(message) = stream.message().await? {
+                match v1::AcquisitionState::try_from(message.state) {
+                    Ok(v1::AcquisitionState::Acquired) => {
+                        return Ok(Outcome::Granted { token: message.fencing_token });
+                    }
+                    Ok(v1::AcquisitionState::Busy) => return Ok(Outcome::Busy),
+                    _ => {}
+                }
+            }
+            Ok::<_, tonic::Status>(Outcome::Unknown)
+        })
+        .await;
+        return match followed {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(status)) => classify(&status),
+            Err(_) => Outcome::Unknown,
+        };
+    }
+    if via == Via::Campaign {
         let campaign = CampaignRequest {
             name: request.path,
             lease_id: request.lease_id,

@@ -19,7 +19,7 @@ use rand::{RngExt, rngs::SmallRng};
 use tonic::transport::Channel;
 
 use super::{
-    CALL_TIMEOUT, Shared, call, call_status, core_mode, lock_once, path_name, path_permits,
+    CALL_TIMEOUT, Shared, Via, call, call_status, core_mode, lock_once, path_name, path_permits,
     proto_mode,
 };
 use crate::{
@@ -53,6 +53,8 @@ const MISUSE_CHANCE: f64 = 0.05;
 /// Chance that a blocking exclusive lock is an election's campaign, its unlock a
 /// resignation, a read of its holder the election's `Leader`.
 const ELECTION_CHANCE: f64 = 0.3;
+/// Chance that another lock is sent as a `LockStream`.
+const STREAM_CHANCE: f64 = 0.2;
 
 impl Session<'_> {
     fn next_request_id(&mut self) -> u64 {
@@ -225,9 +227,16 @@ impl Session<'_> {
         let timeout = CALL_TIMEOUT + Duration::from_millis(wait_timeout_ms);
         // A blocking lock's first attempt is sometimes abandoned while it waits; the
         // retry, at once and with the same id, must find the wait.
-        let campaign = wait_timeout_ms > 0
+        let via = if wait_timeout_ms > 0
             && mode == LockMode::Exclusive
-            && self.rng.random_bool(ELECTION_CHANCE);
+            && self.rng.random_bool(ELECTION_CHANCE)
+        {
+            Via::Campaign
+        } else if self.rng.random_bool(STREAM_CHANCE) {
+            Via::Stream
+        } else {
+            Via::Lock
+        };
         let impatient = (wait_timeout_ms > 0 && self.rng.random_bool(IMPATIENT_CHANCE))
             .then(|| Duration::from_millis(self.rng.random_range(50..=wait_timeout_ms)));
         // Meanwhile the lease sometimes asks again with a try-lock (a new request).
@@ -243,14 +252,14 @@ impl Session<'_> {
             let request = request.clone();
             attempt += 1;
             let limit = if attempt == 1 { impatient.unwrap_or(timeout) } else { timeout };
-            async move { lock_once(channel, request, limit, campaign).await }
+            async move { lock_once(channel, request, limit, via).await }
         });
         let second = async move {
             let (delay, request, channel) = second?;
             tokio::time::sleep(delay).await;
             let invoke_us = now_us();
             let request_id = request.request_id;
-            let outcome = lock_once(channel, request, CALL_TIMEOUT, false).await;
+            let outcome = lock_once(channel, request, CALL_TIMEOUT, Via::Lock).await;
             Some((outcome, request_id, invoke_us, now_us()))
         };
         let (outcome, second) = futures_util::future::join(blocking, second).await;

@@ -3,10 +3,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use lockmgr_proto::v1::{WatchRequest, watch_service_client::WatchServiceClient};
+use lockmgr_proto::v1::{
+    EventKind, ObserveRequest, WatchRequest, election_service_client::ElectionServiceClient,
+    watch_service_client::WatchServiceClient,
+};
 use rand::{RngExt, SeedableRng, rngs::SmallRng};
 
-use super::{Shared, path_name};
+use super::{Shared, path_name, path_permits};
 use crate::{history::WatchRecord, now_us};
 
 /// Runs `future` for at most `limit`. Unlike `tokio::time::timeout`, the clock is asked
@@ -33,12 +36,16 @@ pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
     let mut resume_from = 0;
     while now_us() < shared.stop_us {
         let prefix = rng.random_bool(0.3);
+        let path = rng.random_range(0..shared.shape.paths);
         let target = if prefix {
             // A prefix is a path (no trailing '/'); it covers the paths under it.
             "/sim".to_string()
         } else {
-            path_name(rng.random_range(0..shared.shape.paths))
+            path_name(path)
         };
+        // Some streams of a lock path are its election's `Observe`.
+        let observe =
+            !prefix && path_permits(path, shared.shape.paths).is_none() && rng.random_bool(0.3);
         // Resume (as a client that lost its stream would) or start from now.
         let start_revision = if rng.random_bool(0.5) { resume_from } else { 0 };
         let mut record = WatchRecord {
@@ -48,8 +55,19 @@ pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
             start_revision,
             events: Vec::new(),
             compacted: false,
+            observe,
         };
         let length = Duration::from_millis(rng.random_range(1_000..8_000));
+        if observe {
+            let channel = shared.channel(&mut rng);
+            within(length, observe_into(channel, &mut record)).await;
+            if let Some((revision, ..)) = record.events.last() {
+                resume_from = revision + 1;
+            }
+            shared.history().watches.push(record);
+            tokio::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
+            continue;
+        }
         let mut watch = WatchServiceClient::new(shared.channel(&mut rng));
         let request = WatchRequest { path: target, prefix, start_revision };
         let listen = async {
@@ -73,5 +91,33 @@ pub async fn watcher(shared: Arc<Shared>, watcher: usize) {
         }
         shared.history().watches.push(record);
         tokio::time::sleep(Duration::from_millis(rng.random_range(50..500))).await;
+    }
+}
+
+/// Follows an election's `Observe` stream into `record` (see [`WatchRecord::observe`]).
+async fn observe_into(channel: tonic::transport::Channel, record: &mut WatchRecord) {
+    let mut elections = ElectionServiceClient::new(channel);
+    let request =
+        ObserveRequest { name: record.target.clone(), start_revision: record.start_revision };
+    let Ok(stream) = elections.observe(request).await else { return };
+    let mut stream = stream.into_inner();
+    let mut first = record.start_revision == 0;
+    while let Ok(Some(change)) = stream.message().await {
+        if change.compacted {
+            record.compacted = true;
+            return;
+        }
+        if std::mem::take(&mut first) {
+            record.start_revision = change.revision + 1;
+            continue;
+        }
+        let (kind, lease) = match &change.leader {
+            None => (EventKind::Released, 0),
+            Some(leader) if leader.fencing_token == change.revision => {
+                (EventKind::Acquired, leader.lease_id)
+            }
+            Some(leader) => (EventKind::Proclaimed, leader.lease_id),
+        };
+        record.events.push((change.revision, record.target.clone(), kind as i32, lease));
     }
 }
