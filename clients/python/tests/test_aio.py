@@ -221,9 +221,26 @@ async def test_campaign_proclaim_resign_and_observe(client: lockmgr.aio.Client, 
                 if change.leader is not None and change.leader.lease_id == b.lease_id:
                     break
         assert [value for value in seen if value] == ["a-2", "b"], seen
+        assert first.is_lost, "resigned"
         async with second:
-            assert second.lost is b.lost
+            assert not second.is_lost
+        assert second.is_lost
     assert await client.leader(path) is None
+
+
+async def test_leadership_lost_when_the_election_names_nobody(
+    client: lockmgr.aio.Client, path: str
+) -> None:
+    async with client.session() as session:
+        leadership = await session.campaign(path, "me")
+        await leadership.proclaim("still me")  # a new value is no loss
+        # Someone resigns the leadership from under it (its key is no secret).
+        resign = pb.ResignRequest(leader=leadership.key, request_id=session.next_request_id())
+        await client.resign_request(resign)
+        await asyncio.wait_for(leadership.lost.wait(), WAIT_S)
+        assert not session.is_lost
+        with pytest.raises(lockmgr.LockNotHeld):
+            await leadership.proclaim("me again")
 
 
 async def test_a_lock_stream_queued_acquired_lost(client: lockmgr.aio.Client, path: str) -> None:

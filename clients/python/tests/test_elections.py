@@ -78,8 +78,30 @@ def test_a_revoked_lease_ends_leadership_and_sets_lost(client: lockmgr.Client, p
         client.revoke_lease(session.lease_id)
         assert leadership.lost.wait(WAIT_S), "the leadership never noticed"
         assert client.leader(path) is None
+        assert session.lost.wait(WAIT_S), "the session never noticed"
         with pytest.raises(lockmgr.SessionLost):
             leadership.proclaim("still me?")
+
+
+def test_leadership_lost_when_someone_else_leads(client: lockmgr.Client, path: str) -> None:
+    with client.session() as a, client.session() as b:
+        leadership = a.campaign(path, "a")
+        leadership.proclaim("a-2")  # a new value is no loss
+        thread, outcome = in_thread(lambda: b.campaign(path, "b", wait=WAIT_S))
+        eventually(lambda: b.lease_id in waiters(client, path), what="b queued")
+        assert not leadership.is_lost
+        # Someone resigns the leadership from under it (its key is no secret): b leads.
+        resign = pb.ResignRequest(leader=leadership.key, request_id=a.next_request_id())
+        client.resign_request(resign)
+        assert leadership.lost.wait(WAIT_S), "the leadership never noticed"
+        assert not a.is_lost, "the session is fine: only the leadership ended"
+        thread.join(WAIT_S)
+        (second,) = outcome
+        assert isinstance(second, lockmgr.Leadership), second
+        with pytest.raises(lockmgr.LockNotHeld):  # the server: the key is not the grant
+            leadership.proclaim("a-3")
+        second.resign()
+        assert second.is_lost, "resigned"
 
 
 def test_a_campaign_that_times_out_raises_wait_timeout(client: lockmgr.Client, path: str) -> None:

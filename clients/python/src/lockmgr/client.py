@@ -82,6 +82,10 @@ class Client:
         for channel, _ in channels.values():
             channel.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # --- routing ---
 
     @property

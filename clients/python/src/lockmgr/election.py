@@ -33,7 +33,10 @@ class Leadership:
     :attr:`fencing_token` to every resource written as the leader.
 
     Use it as a context manager (it resigns at the end of the block) or call
-    :meth:`resign`. ``lost`` is the session's: leadership ends with the lease.
+    :meth:`resign`. ``lost`` is a :class:`threading.Event` set as soon as this leadership
+    may have ended: the session is lost, or the election names another leader or none
+    (a thread follows it, as the Rust client's ``Leadership::lost`` does), or it resigned.
+    Stop acting as the leader then.
     """
 
     def __init__(self, session: Session, key: pb.LeaderKey, value: str) -> None:
@@ -43,6 +46,10 @@ class Leadership:
         self.key = key
         self.value = value
         self.resigned = False
+        self.lost = threading.Event()
+        self._follower = _Superseded(self)
+        session.when_lost(self.lost.set)
+        self._follower.start()
 
     @property
     def name(self) -> str:
@@ -57,13 +64,17 @@ class Leadership:
         return self.key.lease_id
 
     @property
-    def lost(self) -> threading.Event:
-        """Set as soon as the session's lease, and so the leadership, may be gone."""
-        return self.session.lost
-
-    @property
     def is_lost(self) -> bool:
-        return self.session.is_lost
+        return self.lost.is_set()
+
+    def is_key(self, leader: Leader | None) -> bool:
+        """``leader`` is this leadership (with any value)."""
+        key = self.key
+        return leader is not None and (leader.name, leader.lease_id, leader.fencing_token) == (
+            key.name,
+            key.lease_id,
+            key.fencing_token,
+        )
 
     @property
     def leader(self) -> Leader:
@@ -86,10 +97,12 @@ class Leadership:
         self.value = value
 
     def resign(self) -> None:
-        """Gives up leadership: the next candidate, if any, leads."""
+        """Gives up leadership (``lost`` is set): the next candidate, if any, leads."""
         if self.resigned:
             return
         self.resigned = True
+        self.lost.set()
+        self._follower.stop()
         request = pb.ResignRequest(leader=self.key, request_id=self.session.next_request_id())
         self.session.client.resign_request(request)
 
@@ -121,6 +134,62 @@ class Leadership:
             if exc is None:
                 raise
             log.warning("resigning %s failed; its lease will end it", self.name, exc_info=True)
+
+
+class _Superseded(threading.Thread):
+    """Follows the election until it names another leader (or none), then sets the
+    leadership's ``lost``. It observes from the leadership's grant (whose revision is its
+    fencing token), so a member behind the leader does not answer "nobody" for a state
+    before it; after a compaction, from now."""
+
+    def __init__(self, leadership: Leadership) -> None:
+        super().__init__(name=f"lockmgr-leadership-{leadership.name}", daemon=True)
+        self.leadership = leadership
+        self._stopped = threading.Event()
+        self._guard = threading.Lock()
+        self._observation: Observation | None = None
+
+    def stop(self) -> None:
+        with self._guard:
+            self._stopped.set()
+            if self._observation is not None:
+                self._observation.cancel()
+
+    def _done(self) -> bool:
+        leadership = self.leadership
+        session = leadership.session
+        return (
+            self._stopped.is_set()
+            or leadership.is_lost
+            or session._closed
+            or session.client.closed
+        )
+
+    def run(self) -> None:
+        leadership = self.leadership
+        start = leadership.fencing_token
+        while not self._done():
+            observation = leadership.session.client.observe(leadership.name, start_revision=start)
+            with self._guard:
+                if self._stopped.is_set():
+                    return
+                self._observation = observation
+            try:
+                for change in observation:
+                    if not leadership.is_key(change.leader):
+                        log.info("leadership of %s ended: %s", leadership.name, change)
+                        leadership.lost.set()
+                        return
+            except WatchCompacted:
+                start = 0
+            except LockmgrError as error:
+                log.info("following the election %s: %s", leadership.name, error)
+                start = observation.next_revision or start
+                self._stopped.wait(_REOBSERVE_PAUSE_S)
+
+
+# A follow of a leadership that failed (no member answered) is tried again after this.
+_REOBSERVE_PAUSE_S = 0.2
 
 
 class Observation(Resuming[pb.ObserveResponse, LeaderChange]):

@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -65,6 +65,8 @@ class Session:
         self._stop = threading.Event()
         self._ids = itertools.count(1)
         self._ids_guard = threading.Lock()
+        self._lost_guard = threading.Lock()
+        self._lost_callbacks: list[Callable[[], None]] = []
         self._keepalive = _KeepAlive(self, safe_until)
         self._closed = False
 
@@ -112,6 +114,22 @@ class Session:
             self.client.revoke_lease(self.lease_id)
         except LeaseNotFound:
             pass
+
+    def when_lost(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` once the session is lost (from the keepalive thread; at once
+        if it already is). A :class:`Leadership` sets its ``lost`` so."""
+        with self._lost_guard:
+            if not self.is_lost:
+                self._lost_callbacks.append(callback)
+                return
+        callback()
+
+    def _set_lost(self) -> None:
+        with self._lost_guard:
+            self.lost.set()
+            callbacks, self._lost_callbacks = self._lost_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def next_request_id(self) -> int:
         """A request id not used before in this session (they start at 1)."""
@@ -371,12 +389,12 @@ class _KeepAlive(threading.Thread):
         while not session._stop.is_set():
             if time.monotonic() >= self.safe_until:
                 log.warning("session lost: lease %s could not be renewed in time", session.lease_id)
-                session.lost.set()
+                session._set_lost()
                 return
             try:
                 if not self._ping():
                     log.warning("session lost: lease %s is gone", session.lease_id)
-                    session.lost.set()
+                    session._set_lost()
                     return
             except _PingFailed as error:
                 log.info("lease %s: renew failed: %s", session.lease_id, error)

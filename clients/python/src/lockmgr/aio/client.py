@@ -110,6 +110,10 @@ class Client:
         for channel, _ in channels.values():
             await channel.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # --- routing ---
 
     def prefer(self, address: str) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from lockmgr.aio._stream import Resuming, StreamCall
 from lockmgr.election import observed_change
-from lockmgr.errors import LeaseNotFound, LockmgrError, LockNotHeld, SessionLost
+from lockmgr.errors import LeaseNotFound, LockmgrError, LockNotHeld, SessionLost, WatchCompacted
 from lockmgr.types import Leader, LeaderChange
 from lockmgr.v1 import lockmgr_pb2 as pb
 
@@ -25,13 +25,19 @@ log = logging.getLogger("lockmgr")
 class Leadership:
     """The leadership of an election, won by :meth:`Session.campaign` (see
     :class:`lockmgr.Leadership`). ``async with`` resigns at the end of the block;
-    ``lost`` is the session's :class:`asyncio.Event`."""
+    ``lost`` is an :class:`asyncio.Event` set once the session is lost, the election
+    names another leader or none (a task follows it), or it resigned."""
 
     def __init__(self, session: Session, key: pb.LeaderKey, value: str) -> None:
         self.session = session
         self.key = key
         self.value = value
         self.resigned = False
+        self.lost = asyncio.Event()
+        session.when_lost(self.lost.set)
+        self._follower = asyncio.create_task(
+            _follow(self), name=f"lockmgr-leadership-{key.name}"
+        )
 
     @property
     def name(self) -> str:
@@ -46,13 +52,17 @@ class Leadership:
         return self.key.lease_id
 
     @property
-    def lost(self) -> asyncio.Event:
-        """Set as soon as the session's lease, and so the leadership, may be gone."""
-        return self.session.lost
-
-    @property
     def is_lost(self) -> bool:
-        return self.session.is_lost
+        return self.lost.is_set()
+
+    def is_key(self, leader: Leader | None) -> bool:
+        """``leader`` is this leadership (with any value)."""
+        key = self.key
+        return leader is not None and (leader.name, leader.lease_id, leader.fencing_token) == (
+            key.name,
+            key.lease_id,
+            key.fencing_token,
+        )
 
     @property
     def leader(self) -> Leader:
@@ -76,10 +86,12 @@ class Leadership:
         self.value = value
 
     async def resign(self) -> None:
-        """Gives up leadership: the next candidate, if any, leads."""
+        """Gives up leadership (``lost`` is set): the next candidate, if any, leads."""
         if self.resigned:
             return
         self.resigned = True
+        self.lost.set()
+        self._follower.cancel()
         request = pb.ResignRequest(leader=self.key, request_id=self.session.next_request_id())
         await self.session.client.resign_request(request)
 
@@ -105,6 +117,32 @@ class Leadership:
             if exc is None:
                 raise
             log.warning("resigning %s failed; its lease will end it", self.name, exc_info=True)
+
+
+# A follow of a leadership that failed (no member answered) is tried again after this.
+_REOBSERVE_PAUSE_S = 0.2
+
+
+async def _follow(leadership: Leadership) -> None:
+    """Follows the election until it names another leader (or none), then sets the
+    leadership's ``lost`` (from its grant's revision, as :mod:`lockmgr.election` does)."""
+    session = leadership.session
+    start = leadership.fencing_token
+    while not (leadership.is_lost or session._closed or session.client.closed):
+        observation = session.client.observe(leadership.name, start_revision=start)
+        try:
+            async with observation:
+                async for change in observation:
+                    if not leadership.is_key(change.leader):
+                        log.info("leadership of %s ended: %s", leadership.name, change)
+                        leadership.lost.set()
+                        return
+        except WatchCompacted:
+            start = 0
+        except LockmgrError as error:
+            log.info("following the election %s: %s", leadership.name, error)
+            start = observation.next_revision or start
+            await asyncio.sleep(_REOBSERVE_PAUSE_S)
 
 
 class Observation(Resuming[pb.ObserveResponse, LeaderChange]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ class Session:
         self.lease_id = lease_id
         self.ttl = ttl_ms / 1000
         self.lost = asyncio.Event()
+        self._lost_callbacks: list[Callable[[], None]] = []
         self._stop = asyncio.Event()
         self._ids = itertools.count(1)
         self._keepalive = _KeepAlive(self, safe_until)
@@ -94,6 +96,19 @@ class Session:
             await self.client.revoke_lease(self.lease_id)
         except LeaseNotFound:
             pass
+
+    def when_lost(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` once the session is lost (at once if it already is)."""
+        if self.is_lost:
+            callback()
+        else:
+            self._lost_callbacks.append(callback)
+
+    def _set_lost(self) -> None:
+        self.lost.set()
+        callbacks, self._lost_callbacks = self._lost_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def next_request_id(self) -> int:
         return next(self._ids)
@@ -310,12 +325,12 @@ class _KeepAlive:
         while not session._stop.is_set():
             if loop.time() >= self.safe_until:
                 log.warning("session lost: lease %s could not be renewed in time", session.lease_id)
-                session.lost.set()
+                session._set_lost()
                 return
             try:
                 if not await self._ping():
                     log.warning("session lost: lease %s is gone", session.lease_id)
-                    session.lost.set()
+                    session._set_lost()
                     return
             except (_PingFailed, LockmgrError) as error:
                 log.info("lease %s: renew failed: %s", session.lease_id, error)
