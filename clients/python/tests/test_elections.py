@@ -117,6 +117,20 @@ def test_a_campaign_that_times_out_raises_wait_timeout(client: lockmgr.Client, p
         assert leader_value(client, path) == "a"
 
 
+def test_a_campaign_whose_lease_ends_while_waiting_raises_session_lost(
+    client: lockmgr.Client, path: str
+) -> None:
+    with client.session() as a, client.session() as b, a.campaign(path, "a"):
+        thread, outcome = in_thread(lambda: b.campaign(path, "b", wait=WAIT_S))
+        eventually(lambda: b.lease_id in waiters(client, path), what="b queued")
+        client.revoke_lease(b.lease_id)
+        thread.join(WAIT_S)
+        (raised,) = outcome
+        assert isinstance(raised, lockmgr.SessionLost), raised
+        assert (raised.code, raised.reason) == (grpc.StatusCode.ABORTED, "LEASE_LOST")
+        assert leader_value(client, path) == "a"
+
+
 def test_proclaim_changes_what_leader_answers(client: lockmgr.Client, path: str) -> None:
     with client.session() as session, session.campaign(path, "v1") as leadership:
         leadership.proclaim("v2")
