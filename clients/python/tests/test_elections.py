@@ -33,7 +33,8 @@ def test_the_second_candidate_leads_once_the_first_resigns(
         first = a.campaign(path, "node-a")
         assert (first.name, first.value, first.lease_id) == (path, "node-a", a.lease_id)
         assert first.fencing_token > 0
-        assert client.leader(path) == lockmgr.Leader(path, a.lease_id, first.fencing_token, "node-a")
+        expected = lockmgr.Leader(path, a.lease_id, first.fencing_token, "node-a")
+        assert client.leader(path) == expected
         assert client.leader(path) == first.leader
         assert client.validate_fence(path, first.fencing_token).valid
 

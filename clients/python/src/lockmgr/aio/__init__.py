@@ -9,8 +9,8 @@
 
 Semaphores (``session.acquire_permit``), elections (``session.campaign``,
 ``client.leader``, ``client.observe``) and lock streams (``session.lock_stream``) are
-there too. The errors and value types are :mod:`lockmgr`'s. A client, its sessions and watches belong to the event
-loop they were first used on.
+there too. The errors and value types are :mod:`lockmgr`'s. A client, its sessions and
+watches belong to the event loop they were first used on.
 """
 
 from lockmgr.aio.client import Client, Opening
