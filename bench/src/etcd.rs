@@ -1,18 +1,25 @@
 //! etcd under test: a cluster of Debian's `etcd` processes (v3 API, fsync on, default
 //! settings), driven through the `etcd-client` crate with etcd's own lock API bound to a
-//! lease, as `etcdctl lock` and clientv3's concurrency package do.
+//! lease, as `etcdctl lock` and clientv3's concurrency package do. Each connection is
+//! given the one member the route picks (as lockmgr's are); bare lease keepalives go on a
+//! gRPC channel of their own to that member, as lockmgr's do, in the same model (one
+//! shared stream per worker, or one per lease: etcd's `LeaseKeepAlive` stream takes any
+//! lease id, though etcd-client binds each stream to one).
 
 use std::{
-    collections::{HashMap, hash_map::Entry},
+    collections::HashMap,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use etcd_client::{Client, LeaseKeepAliveStream, LeaseKeeper, LockOptions};
+use etcd_client::{Client, LockOptions};
 use lockmgr_tests::{KillOnDrop, free_port};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Streaming, codegen::http::uri::PathAndQuery, transport::Channel};
 
-use crate::system::{Conn, Result, System};
+use crate::system::{Conn, KeepaliveModel, Result, Route, Router, Setup, System};
 
 #[derive(Debug)]
 pub struct Etcd {
@@ -22,6 +29,8 @@ pub struct Etcd {
     specs: Vec<Vec<String>>,
     pub(crate) members: Vec<Option<KillOnDrop>>,
     root: tempfile::TempDir,
+    router: Router,
+    keepalive: KeepaliveModel,
 }
 
 impl Etcd {
@@ -70,7 +79,10 @@ impl Etcd {
             .collect();
         let endpoints: Vec<String> =
             ports.iter().map(|(client, _)| format!("http://127.0.0.1:{client}")).collect();
+        let router = Router::new(Route::Leader, endpoints[0].clone(), endpoints.clone());
         let mut etcd = Etcd {
+            router,
+            keepalive: KeepaliveModel::Shared,
             binary: binary.to_owned(),
             endpoints,
             members: specs.iter().map(|_| None).collect(),
@@ -99,6 +111,13 @@ impl Etcd {
 }
 
 impl Etcd {
+    /// Routes new connections by `setup`, the leader being member `leader`.
+    pub fn configure(&mut self, setup: Setup, leader: usize) {
+        let address = self.endpoints[leader].clone();
+        self.router = Router::new(setup.route, address, self.endpoints.clone());
+        self.keepalive = setup.keepalive;
+    }
+
     /// Starts member `index` (again) on its data directory.
     pub(crate) fn spawn(&mut self, index: usize) -> Result<()> {
         let log = std::fs::OpenOptions::new()
@@ -122,7 +141,10 @@ impl System for Etcd {
     type Conn = EtcdConn;
 
     async fn connect(&self) -> Result<EtcdConn> {
-        Ok(EtcdConn { client: Client::connect(&self.endpoints, None).await? })
+        let member = self.router.next();
+        let client = Client::connect([member.as_str()], None).await?;
+        let leases = Channel::from_shared(member)?.connect().await?;
+        Ok(EtcdConn { client, leases, keepalive: self.keepalive })
     }
 
     fn pids(&self) -> Vec<u32> {
@@ -132,6 +154,43 @@ impl System for Etcd {
 
 pub struct EtcdConn {
     client: Client,
+    leases: Channel,
+    keepalive: KeepaliveModel,
+}
+
+/// etcd's `etcdserverpb.LeaseKeepAliveRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct KeepAliveRequest {
+    #[prost(int64, tag = "1")]
+    id: i64,
+}
+
+/// etcd's `etcdserverpb.LeaseKeepAliveResponse` (its header is skipped).
+#[derive(Clone, PartialEq, prost::Message)]
+struct KeepAliveResponse {
+    #[prost(int64, tag = "2")]
+    id: i64,
+    #[prost(int64, tag = "3")]
+    ttl: i64,
+}
+
+/// A keepalive stream: where pings go, and their answers.
+type Stream = (mpsc::Sender<KeepAliveRequest>, Streaming<KeepAliveResponse>);
+
+impl EtcdConn {
+    /// A new stream, its first ping (of `lease`) already queued: a gRPC server may send
+    /// the stream's headers only with its first answer (grpc-go does).
+    async fn open(&mut self, lease: i64) -> Result<Stream> {
+        let mut grpc = tonic::client::Grpc::new(self.leases.clone());
+        grpc.ready().await?;
+        let (requests, outgoing) = mpsc::channel(16);
+        requests.send(KeepAliveRequest { id: lease }).await?;
+        let path = PathAndQuery::from_static("/etcdserverpb.Lease/LeaseKeepAlive");
+        let codec = tonic_prost::ProstCodec::<KeepAliveRequest, KeepAliveResponse>::default();
+        let request = tonic::Request::new(ReceiverStream::new(outgoing));
+        let answers = grpc.streaming(request, path, codec).await?.into_inner();
+        Ok((requests, answers))
+    }
 }
 
 impl std::fmt::Debug for EtcdConn {
@@ -153,10 +212,11 @@ impl Drop for EtcdSession {
     }
 }
 
-/// etcd-client keeps one lease per keepalive stream; a keeper opens them as needed.
+/// The worker's one shared stream, or a stream per lease, opened as needed.
 #[derive(Debug, Default)]
 pub struct Keeper {
-    streams: HashMap<i64, (LeaseKeeper, LeaseKeepAliveStream)>,
+    shared: Option<Stream>,
+    per_lease: HashMap<i64, Stream>,
 }
 
 fn whole_seconds(ttl: Duration) -> i64 {
@@ -208,13 +268,35 @@ impl Conn for EtcdConn {
     }
 
     async fn keep_alive(&mut self, keeper: &mut Keeper, lease: i64) -> Result<bool> {
-        let (sender, answers) = match keeper.streams.entry(lease) {
-            Entry::Occupied(open) => open.into_mut(),
-            Entry::Vacant(new) => new.insert(self.client.lease_keep_alive(lease).await?),
+        let fresh = match self.keepalive {
+            KeepaliveModel::Shared => keeper.shared.is_none(),
+            KeepaliveModel::PerLease => !keeper.per_lease.contains_key(&lease),
         };
-        sender.keep_alive().await?;
+        if fresh {
+            let opened = self.open(lease).await?;
+            match self.keepalive {
+                KeepaliveModel::Shared => keeper.shared = Some(opened),
+                KeepaliveModel::PerLease => {
+                    keeper.per_lease.insert(lease, opened);
+                }
+            }
+        }
+        let stream = match self.keepalive {
+            KeepaliveModel::Shared => keeper.shared.as_mut(),
+            KeepaliveModel::PerLease => keeper.per_lease.get_mut(&lease),
+        };
+        let stream = stream.expect("opened above");
+        let (requests, answers) = stream;
+        if !fresh {
+            requests.send(KeepAliveRequest { id: lease }).await?;
+        }
         let answer = answers.message().await?.ok_or("the keepalive stream ended")?;
-        Ok(answer.ttl() > 0)
+        if answer.id != lease {
+            return Err(
+                format!("a keepalive of lease {lease} was answered for {}", answer.id).into()
+            );
+        }
+        Ok(answer.ttl > 0)
     }
 
     async fn alive(&mut self, lease: i64) -> Result<bool> {

@@ -1,7 +1,8 @@
 //! lockmgr under test: a cluster of `lockmgr server` processes (the test harness's), the
-//! client library for sessions and locks, and the raw lease stream for keepalives.
+//! client library for sessions and locks (given the one member the route picks), and the
+//! raw lease stream for bare keepalives on a channel of its own to that member.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use lockmgr_client::{Client, ClientConfig, LockGuard, Session};
 use lockmgr_proto::v1::{
@@ -11,7 +12,7 @@ use lockmgr_tests::Cluster;
 use tokio::sync::mpsc;
 use tonic::{Code, Streaming, transport::Channel};
 
-use crate::system::{Conn, Result, System};
+use crate::system::{Conn, KeepaliveModel, Result, Route, Router, Setup, System};
 
 /// How long a blocking lock may wait: longer than any workload.
 const WAIT: Duration = Duration::from_mins(10);
@@ -19,8 +20,8 @@ const WAIT: Duration = Duration::from_mins(10);
 #[derive(Debug)]
 pub struct Lockmgr {
     pub(crate) cluster: Cluster,
-    /// The leader's client address (keepalives go straight to it).
-    leader: String,
+    router: Router,
+    keepalive: KeepaliveModel,
 }
 
 impl Lockmgr {
@@ -37,7 +38,15 @@ impl Lockmgr {
         let mut cluster = Cluster::start(nodes, &["--log", "warn"]);
         let leader_id = cluster.wait_for_leader(Duration::from_secs(30)).await;
         let leader = cluster.members[cluster.index_of(leader_id)].client_address.clone();
-        Ok(Lockmgr { cluster, leader })
+        let router = Router::new(Route::Leader, leader, cluster.endpoints());
+        Ok(Lockmgr { cluster, router, keepalive: KeepaliveModel::Shared })
+    }
+
+    /// Routes new connections by `setup`, the leader being member `leader`.
+    pub fn configure(&mut self, setup: Setup, leader: usize) {
+        let address = self.cluster.members[leader].client_address.clone();
+        self.router = Router::new(setup.route, address, self.cluster.endpoints());
+        self.keepalive = setup.keepalive;
     }
 }
 
@@ -45,9 +54,11 @@ impl System for Lockmgr {
     type Conn = LockmgrConn;
 
     async fn connect(&self) -> Result<LockmgrConn> {
-        let client = Client::connect(ClientConfig::new(self.cluster.endpoints())).await?;
-        let channel = Channel::from_shared(format!("http://{}", self.leader))?.connect().await?;
-        Ok(LockmgrConn { client, leases: LeaseServiceClient::new(channel) })
+        let member = self.router.next();
+        let client = Client::connect(ClientConfig::new([member.clone()])).await?;
+        let channel = Channel::from_shared(format!("http://{member}"))?.connect().await?;
+        let leases = LeaseServiceClient::new(channel);
+        Ok(LockmgrConn { client, leases, keepalive: self.keepalive })
     }
 
     fn pids(&self) -> Vec<u32> {
@@ -59,12 +70,29 @@ impl System for Lockmgr {
 pub struct LockmgrConn {
     client: Client,
     leases: LeaseServiceClient<Channel>,
+    keepalive: KeepaliveModel,
 }
 
-#[derive(Debug)]
+/// A keepalive stream: where pings go, and their answers.
+type Stream = (mpsc::Sender<LeaseKeepAliveRequest>, Streaming<LeaseKeepAliveResponse>);
+
+/// The worker's one shared stream, or a stream per lease, opened as needed.
+#[derive(Debug, Default)]
 pub struct Keeper {
-    requests: mpsc::Sender<LeaseKeepAliveRequest>,
-    answers: Streaming<LeaseKeepAliveResponse>,
+    shared: Option<Stream>,
+    per_lease: HashMap<i64, Stream>,
+}
+
+impl LockmgrConn {
+    /// A new stream, its first ping (of `lease`) already queued: a gRPC server may send
+    /// the stream's headers only with its first answer (grpc-go does).
+    async fn open(&mut self, lease: i64) -> Result<Stream> {
+        let (requests, outgoing) = mpsc::channel(16);
+        requests.send(LeaseKeepAliveRequest { lease_id: lease }).await?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
+        let answers = self.leases.keep_alive(stream).await?.into_inner();
+        Ok((requests, answers))
+    }
 }
 
 impl Conn for LockmgrConn {
@@ -94,15 +122,33 @@ impl Conn for LockmgrConn {
     }
 
     async fn keeper(&mut self) -> Result<Keeper> {
-        let (requests, outgoing) = mpsc::channel(16);
-        let stream = tokio_stream::wrappers::ReceiverStream::new(outgoing);
-        let answers = self.leases.keep_alive(stream).await?.into_inner();
-        Ok(Keeper { requests, answers })
+        Ok(Keeper::default())
     }
 
     async fn keep_alive(&mut self, keeper: &mut Keeper, lease: i64) -> Result<bool> {
-        keeper.requests.send(LeaseKeepAliveRequest { lease_id: lease }).await?;
-        let answer = keeper.answers.message().await?.ok_or("the keepalive stream ended")?;
+        let fresh = match self.keepalive {
+            KeepaliveModel::Shared => keeper.shared.is_none(),
+            KeepaliveModel::PerLease => !keeper.per_lease.contains_key(&lease),
+        };
+        if fresh {
+            let opened = self.open(lease).await?;
+            match self.keepalive {
+                KeepaliveModel::Shared => keeper.shared = Some(opened),
+                KeepaliveModel::PerLease => {
+                    keeper.per_lease.insert(lease, opened);
+                }
+            }
+        }
+        let stream = match self.keepalive {
+            KeepaliveModel::Shared => keeper.shared.as_mut(),
+            KeepaliveModel::PerLease => keeper.per_lease.get_mut(&lease),
+        };
+        let stream = stream.expect("opened above");
+        let (requests, answers) = stream;
+        if !fresh {
+            requests.send(LeaseKeepAliveRequest { lease_id: lease }).await?;
+        }
+        let answer = answers.message().await?.ok_or("the keepalive stream ended")?;
         Ok(answer.ttl_ms > 0)
     }
 

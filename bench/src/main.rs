@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::{
     etcd::Etcd,
     lockmgr::Lockmgr,
-    system::{Result, System},
+    system::{KeepaliveModel, Result, Route, Setup, System},
     workloads::{Cost, Locking, costed},
 };
 
@@ -104,6 +104,14 @@ struct Args {
     /// How long each pause lasts (longer than the session's TTL).
     #[arg(long, default_value_t = 4_000)]
     pause_ms: u64,
+    /// Which member each client connection talks to, the same for both systems: the
+    /// leader (found when the cluster starts), or connection i to member i mod n.
+    #[arg(long, value_enum, default_value = "leader")]
+    route: Route,
+    /// How the `leases` workload's keepalives travel, the same for both systems: one
+    /// stream per worker carrying its share of the leases, or one stream per lease.
+    #[arg(long, value_enum, default_value = "shared")]
+    keepalive: KeepaliveModel,
     /// The etcd server binary.
     #[arg(long, default_value = "etcd")]
     etcd_binary: String,
@@ -223,10 +231,19 @@ async fn run(name: SystemName, workload: Workload, args: &Args) -> Result<Figure
             }
         };
     }
+    let setup = Setup { route: args.route, keepalive: args.keepalive };
     match name {
-        SystemName::Lockmgr => run_on(&Lockmgr::start(args.nodes).await?, workload, args).await,
+        SystemName::Lockmgr => {
+            let mut system = Lockmgr::start(args.nodes).await?;
+            let leader = failover::Faulty::leader(&mut system).await?;
+            system.configure(setup, leader);
+            run_on(&system, workload, args).await
+        }
         SystemName::Etcd => {
-            run_on(&Etcd::start(&args.etcd_binary, args.nodes).await?, workload, args).await
+            let mut system = Etcd::start(&args.etcd_binary, args.nodes).await?;
+            let leader = failover::Faulty::leader(&mut system).await?;
+            system.configure(setup, leader);
+            run_on(&system, workload, args).await
         }
     }
 }
@@ -241,8 +258,14 @@ fn describe(workload: Workload, args: &Args) -> String {
         }
         Workload::Contended => format!("{} clients on one path, {} s", args.clients, args.seconds),
         Workload::Leases => format!(
-            "{} leases (TTL {} s) kept alive for {} s, one keepalive in flight per worker, 64 workers",
-            args.leases, args.lease_ttl_s, args.seconds
+            "{} leases (TTL {} s) kept alive for {} s, one keepalive in flight per worker, 64 workers, {}",
+            args.leases,
+            args.lease_ttl_s,
+            args.seconds,
+            match args.keepalive {
+                KeepaliveModel::Shared => "one stream per worker",
+                KeepaliveModel::PerLease => "one stream per lease",
+            }
         ),
         Workload::Footprint => format!(
             "{} distinct paths locked and released, then {} live leases",
@@ -318,9 +341,15 @@ async fn main() {
     match args.output {
         Output::Table => {
             println!(
-                "lockmgr-bench: {} members per cluster on loopback, fsync on, {} CPUs\n",
+                "lockmgr-bench: {} members per cluster on loopback, fsync on, {} CPUs; every \
+                 client connection of both systems to {} (its library's connection plus one \
+                 channel for bare keepalives)\n",
                 args.nodes,
-                std::thread::available_parallelism().map_or(0, usize::from)
+                std::thread::available_parallelism().map_or(0, usize::from),
+                match args.route {
+                    Route::Leader => "the leader",
+                    Route::Spread => "member i mod n (followers forward)",
+                }
             );
             for &workload in &args.workloads {
                 println!("{}", table(workload, &args, &results));

@@ -1,7 +1,17 @@
 //! What a workload needs from a lock service, implemented for lockmgr and for etcd, and
-//! the clusters of real processes each runs on (loopback, 3 members, fsync on).
+//! the clusters of real processes each runs on (loopback, 3 members, fsync on). Both are
+//! set up alike ([`Setup`]): each connection talks to one member, chosen by the same
+//! [`Route`]; each has its client library's connection plus one gRPC channel for bare
+//! lease keepalives, sent in the same [`KeepaliveModel`].
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use clap::ValueEnum;
+use serde::Serialize;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
@@ -44,4 +54,57 @@ pub trait Conn: Send + 'static {
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Whether `lease` still lives (asked of the cluster, not remembered).
     fn alive(&mut self, lease: i64) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// Which member a client connection talks to (the same rule for both systems).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// Every connection to the leader (found when the cluster starts).
+    Leader,
+    /// Connection i to member i mod n: followers forward to the leader.
+    Spread,
+}
+
+/// How the `leases` workload's bare keepalives travel (the same for both systems).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepaliveModel {
+    /// One stream per worker carries every lease of its share, one ping in flight.
+    Shared,
+    /// One stream per lease (etcd-client's and clientv3's model), one ping in flight.
+    PerLease,
+}
+
+/// How both systems' clients are set up.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Setup {
+    pub route: Route,
+    pub keepalive: KeepaliveModel,
+}
+
+/// Hands each new connection its member by [`Route`].
+#[derive(Debug)]
+pub struct Router {
+    route: Route,
+    leader: String,
+    members: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Router {
+    pub fn new(route: Route, leader: String, members: Vec<String>) -> Router {
+        Router { route, leader, members, next: AtomicUsize::new(0) }
+    }
+
+    /// The member the next connection talks to.
+    pub fn next(&self) -> String {
+        match self.route {
+            Route::Leader => self.leader.clone(),
+            Route::Spread => {
+                let at = self.next.fetch_add(1, Ordering::Relaxed);
+                self.members[at % self.members.len()].clone()
+            }
+        }
+    }
 }

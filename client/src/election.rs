@@ -173,6 +173,9 @@ pub enum LockState {
     Busy,
 }
 
+/// How long a lost session waits for the server to say how the grant ended.
+const LOST_VERDICT_WAIT: Duration = Duration::from_secs(1);
+
 /// A lock being acquired and held, reported state by state ([`Acquisition::next`]).
 #[derive(Debug)]
 pub struct Acquisition {
@@ -190,8 +193,14 @@ impl Acquisition {
     pub async fn next(&mut self) -> Result<Option<LockState>, Error> {
         loop {
             let message = tokio::select! {
+                biased;
                 message = self.stream.message() => message,
                 () = self.session.lost() => {
+                    // The server's own verdict (with its reason) is usually on its way.
+                    let verdict = tokio::time::timeout(LOST_VERDICT_WAIT, self.stream.message());
+                    if let Ok(Ok(Some(message))) = verdict.await {
+                        return Ok(Some(self.state(&message)));
+                    }
                     let Some(token) = self.token.take() else {
                         return Err(Error::SessionLost(self.session.lease_id()));
                     };

@@ -127,8 +127,17 @@ async fn an_election_has_one_leader_a_value_it_can_change_and_a_successor_with_a
     let proclaimed = observe.message().await.unwrap().unwrap();
     assert_eq!(proclaimed.value, "10.0.0.1:9090");
 
+    // The leader campaigning again keeps its leadership and takes the new value.
+    let again = a.campaign("/services/scheduler", "10.0.0.1:7070", Duration::ZERO).await.unwrap();
+    assert_eq!(again.fencing_token(), leader.fencing_token());
+    assert_eq!(client.leader("/services/scheduler").await.unwrap().value, "10.0.0.1:7070");
+    let recampaigned = observe.message().await.unwrap().unwrap();
+    assert_eq!(recampaigned.value, "10.0.0.1:7070");
+
     let token = leader.fencing_token();
     leader.resign().await.unwrap();
+    // The second guard of the same leadership: its resignation on drop is refused now.
+    drop(again);
     let successor =
         tokio::time::timeout(Duration::from_secs(10), candidate).await.unwrap().unwrap().unwrap();
     assert!(successor.fencing_token() > token, "the next leader's token is higher");

@@ -66,13 +66,36 @@ impl ElectionApi {
             lease_id: campaign.lease_id,
             mode: v1::LockMode::Exclusive.into(),
             wait_timeout_ms,
-            holder_id: campaign.value,
+            holder_id: campaign.value.clone(),
             request_id: campaign.request_id,
             permits: 0,
         };
         let (metadata, extensions, _) = request.into_parts();
         let granted = self.locks.lock_rpc(Request::from_parts(metadata, extensions, lock)).await?;
-        let granted = granted.into_inner();
+        let mut granted = granted.into_inner();
+        // A lease that already leads campaigned again, maybe with a new value: it keeps
+        // its leadership, and the value becomes the new one (as etcd does).
+        let held_value = {
+            let replica = self.ctx.store.lock();
+            let path = parse_path(&self.ctx, &campaign.name)?;
+            leader_of(&replica.machine, &path)?
+                .filter(|holder| holder.token == granted.fencing_token)
+                .map(|holder| holder.holder_id)
+        };
+        if held_value.is_some_and(|held| held != campaign.value) {
+            let command = Command::Proclaim {
+                path: parse_path(&self.ctx, &campaign.name)?,
+                lease_id: LeaseId(campaign.lease_id),
+                token: granted.fencing_token,
+                value: campaign.value.clone(),
+                request_id: 0,
+            };
+            let result = propose(&self.ctx, command).await?;
+            if let Some(Reply::Rejected(rejection)) = result.reply {
+                return Err(status::rejection(&rejection));
+            }
+            granted.header = self.ctx.header(result.revision);
+        }
         Ok(Response::new(CampaignResponse {
             header: granted.header,
             leader: Some(LeaderKey {
