@@ -732,7 +732,8 @@ class ElectionServiceServicer:
     """
 
     def Campaign(self, request, context):
-        """Waits until `lease_id` leads `name`, then answers with its leader key.
+        """Waits until `lease_id` leads `name`, then answers with its leader key. A lease that
+        already leads keeps its leadership (and token) and its value becomes `value`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -754,7 +755,8 @@ class ElectionServiceServicer:
 
     def Observe(self, request, context):
         """The leader now (or from `start_revision`), then every change: a new leader, a new
-        value, or no leader.
+        value, or no leader. Served from this member's applied state, as Watch is: "now" on a
+        follower that is behind is its state, and the changes after it follow.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

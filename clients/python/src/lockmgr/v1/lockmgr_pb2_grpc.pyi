@@ -275,14 +275,17 @@ class ElectionServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ElectionServiceAsyncStub: ...
     Campaign: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.CampaignRequest, _lockmgr_pb2.CampaignResponse]
-    """Waits until `lease_id` leads `name`, then answers with its leader key."""
+    """Waits until `lease_id` leads `name`, then answers with its leader key. A lease that
+    already leads keeps its leadership (and token) and its value becomes `value`.
+    """
     Proclaim: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.ProclaimRequest, _lockmgr_pb2.ProclaimResponse]
     """Changes the leader's value without giving up leadership."""
     Leader: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.LeaderRequest, _lockmgr_pb2.LeaderResponse]
     """The current leader, if any."""
     Observe: _grpc.UnaryStreamMultiCallable[_lockmgr_pb2.ObserveRequest, _lockmgr_pb2.ObserveResponse]
     """The leader now (or from `start_revision`), then every change: a new leader, a new
-    value, or no leader.
+    value, or no leader. Served from this member's applied state, as Watch is: "now" on a
+    follower that is behind is its state, and the changes after it follow.
     """
     Resign: _grpc.UnaryUnaryMultiCallable[_lockmgr_pb2.ResignRequest, _lockmgr_pb2.ResignResponse]
     """Gives up leadership (the next candidate, if any, leads)."""
@@ -301,14 +304,17 @@ class ElectionServiceAsyncStub(ElectionServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Campaign: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.CampaignRequest, _lockmgr_pb2.CampaignResponse]  # type: ignore[assignment]
-    """Waits until `lease_id` leads `name`, then answers with its leader key."""
+    """Waits until `lease_id` leads `name`, then answers with its leader key. A lease that
+    already leads keeps its leadership (and token) and its value becomes `value`.
+    """
     Proclaim: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.ProclaimRequest, _lockmgr_pb2.ProclaimResponse]  # type: ignore[assignment]
     """Changes the leader's value without giving up leadership."""
     Leader: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.LeaderRequest, _lockmgr_pb2.LeaderResponse]  # type: ignore[assignment]
     """The current leader, if any."""
     Observe: _aio.UnaryStreamMultiCallable[_lockmgr_pb2.ObserveRequest, _lockmgr_pb2.ObserveResponse]  # type: ignore[assignment]
     """The leader now (or from `start_revision`), then every change: a new leader, a new
-    value, or no leader.
+    value, or no leader. Served from this member's applied state, as Watch is: "now" on a
+    follower that is behind is its state, and the changes after it follow.
     """
     Resign: _aio.UnaryUnaryMultiCallable[_lockmgr_pb2.ResignRequest, _lockmgr_pb2.ResignResponse]  # type: ignore[assignment]
     """Gives up leadership (the next candidate, if any, leads)."""
@@ -330,7 +336,9 @@ class ElectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _lockmgr_pb2.CampaignRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_lockmgr_pb2.CampaignResponse, _abc.Awaitable[_lockmgr_pb2.CampaignResponse]]:
-        """Waits until `lease_id` leads `name`, then answers with its leader key."""
+        """Waits until `lease_id` leads `name`, then answers with its leader key. A lease that
+        already leads keeps its leadership (and token) and its value becomes `value`.
+        """
 
     @_abc_1.abstractmethod
     def Proclaim(
@@ -355,7 +363,8 @@ class ElectionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_lockmgr_pb2.ObserveResponse], _abc.AsyncIterator[_lockmgr_pb2.ObserveResponse]]:
         """The leader now (or from `start_revision`), then every change: a new leader, a new
-        value, or no leader.
+        value, or no leader. Served from this member's applied state, as Watch is: "now" on a
+        follower that is behind is its state, and the changes after it follow.
         """
 
     @_abc_1.abstractmethod
