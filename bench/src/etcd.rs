@@ -150,6 +150,19 @@ impl System for Etcd {
     fn pids(&self) -> Vec<u32> {
         self.members.iter().flatten().map(|member| member.0.id()).collect()
     }
+
+    fn fsyncs(&self) -> Vec<u64> {
+        let count = |endpoint: &String| {
+            let address = endpoint.trim_start_matches("http://");
+            let (_, metrics) = lockmgr_tests::http_get(address, "/metrics");
+            crate::procfs::metric_total(&metrics, "etcd_disk_wal_fsync_duration_seconds_count")
+                + crate::procfs::metric_total(
+                    &metrics,
+                    "etcd_disk_backend_commit_duration_seconds_count",
+                )
+        };
+        self.endpoints.iter().map(count).collect()
+    }
 }
 
 pub struct EtcdConn {

@@ -64,6 +64,14 @@ impl System for Lockmgr {
     fn pids(&self) -> Vec<u32> {
         self.cluster.members.iter().filter_map(lockmgr_tests::Member::pid).collect()
     }
+
+    fn fsyncs(&self) -> Vec<u64> {
+        let count = |member: &lockmgr_tests::Member| {
+            let (_, metrics) = lockmgr_tests::http_get(&member.metrics_address, "/metrics");
+            crate::procfs::metric_total(&metrics, "disk_fsync_duration_seconds_count")
+        };
+        self.cluster.members.iter().map(count).collect()
+    }
 }
 
 #[derive(Debug)]

@@ -141,6 +141,20 @@ fn locking_figures(rate_name: &str, run: &Locking, cost: &Cost) -> Figures {
         ("RSS MiB (largest member)".into(), cost.rss_max as f64 / MIB),
         ("peak RSS MiB (largest member)".into(), cost.peak_rss_max as f64 / MIB),
     ]
+    .into_iter()
+    .chain(per_cycle(run.acquire.len(), cost))
+    .collect()
+}
+
+/// The per-operation cost table: per member, averaged over the members.
+fn per_cycle(operations: u64, cost: &Cost) -> Figures {
+    let per_member = |total: f64| total / operations.max(1) as f64 / cost.members as f64;
+    vec![
+        ("per op per member: fsyncs".into(), per_member(cost.fsyncs as f64)),
+        ("per op per member: KiB written".into(), per_member(cost.write_bytes as f64 / 1024.0)),
+        ("per op per member: write syscalls".into(), per_member(cost.write_syscalls as f64)),
+        ("per op per member: CPU ms".into(), per_member(cost.cpu.as_secs_f64() * 1_000.0)),
+    ]
 }
 
 /// Runs `workload` on a fresh cluster of `system`.
@@ -186,6 +200,9 @@ async fn run_on<S: System>(system: &S, workload: Workload, args: &Args) -> Resul
                 ("RSS MiB (largest member)".into(), cost.rss_max as f64 / MIB),
                 ("peak RSS MiB (largest member)".into(), cost.peak_rss_max as f64 / MIB),
             ]
+            .into_iter()
+            .chain(per_cycle(run.keepalive.len(), &cost))
+            .collect()
         }
         Workload::Failover => unreachable!("run() runs the failover workload"),
         Workload::Footprint => {

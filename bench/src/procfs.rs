@@ -1,4 +1,5 @@
-//! What a server process costs, from Linux's `/proc`: CPU time and resident memory.
+//! What a server process costs, from Linux's `/proc`: CPU time, resident memory, and
+//! what it wrote (`/proc/<pid>/io`: bytes sent to the storage layer, write syscalls).
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ pub struct Usage {
     /// Resident set size now, and its peak so far (`VmHWM`), in bytes.
     pub rss: u64,
     pub peak_rss: u64,
+    pub write_bytes: u64,
+    pub write_syscalls: u64,
 }
 
 /// The process's usage, or zeros if it is gone.
@@ -34,5 +37,31 @@ pub fn usage(pid: u32) -> Usage {
             .unwrap_or(0)
             * 1024
     };
-    Usage { cpu, rss: kib("VmRSS:"), peak_rss: kib("VmHWM:") }
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Usage {
+        cpu,
+        rss: kib("VmRSS:"),
+        peak_rss: kib("VmHWM:"),
+        write_bytes: field("write_bytes:"),
+        write_syscalls: field("syscw:"),
+    }
+}
+
+/// The sum of every sample of `metric` (a counter, or a histogram's `_count`) in a
+/// Prometheus text exposition.
+pub fn metric_total(exposition: &str, metric: &str) -> u64 {
+    exposition
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }

@@ -23,6 +23,9 @@ pub trait System: Send + Sync + 'static {
     fn connect(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
     /// The members' process ids.
     fn pids(&self) -> Vec<u32>;
+    /// Each member's fsyncs so far, from its own metrics (lockmgr's
+    /// `disk_fsync_duration_seconds_count`; etcd's WAL and backend commit counts).
+    fn fsyncs(&self) -> Vec<u64>;
 }
 
 /// One client's connection.

@@ -37,17 +37,36 @@ pub struct Cost {
     /// Largest resident set of any member at the end, and largest peak so far.
     pub rss_max: u64,
     pub peak_rss_max: u64,
+    /// Summed over the members: fsyncs, bytes written, write syscalls.
+    pub fsyncs: u64,
+    pub write_bytes: u64,
+    pub write_syscalls: u64,
+    pub members: usize,
 }
 
-/// Measures the members' CPU time across `work`.
+/// Measures what the members spent across `work`.
 pub async fn costed<S: System, T>(system: &S, work: impl Future<Output = T>) -> (T, Cost) {
     let before: Vec<Usage> = system.pids().into_iter().map(usage).collect();
+    let fsyncs_before: u64 = system.fsyncs().iter().sum();
     let value = work.await;
     let after: Vec<Usage> = system.pids().into_iter().map(usage).collect();
+    let fsyncs_after: u64 = system.fsyncs().iter().sum();
+    let spent = |field: fn(&Usage) -> u64| -> u64 {
+        after.iter().zip(&before).map(|(a, b)| field(a).saturating_sub(field(b))).sum()
+    };
     let cpu = after.iter().zip(&before).map(|(a, b)| a.cpu.saturating_sub(b.cpu)).sum();
     let rss_max = after.iter().map(|u| u.rss).max().unwrap_or(0);
     let peak_rss_max = after.iter().map(|u| u.peak_rss).max().unwrap_or(0);
-    (value, Cost { cpu, rss_max, peak_rss_max })
+    let cost = Cost {
+        cpu,
+        rss_max,
+        peak_rss_max,
+        fsyncs: fsyncs_after.saturating_sub(fsyncs_before),
+        write_bytes: spent(|u| u.write_bytes),
+        write_syscalls: spent(|u| u.write_syscalls),
+        members: after.len().max(1),
+    };
+    (value, cost)
 }
 
 /// Lock + unlock loops.

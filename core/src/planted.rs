@@ -33,10 +33,12 @@ pub enum PlantedBug {
     /// `Proclaim` hands the path to the next candidate while its leader still leads: an
     /// election with two leaders.
     ElectionTwoLeaders,
+    /// The log writer acknowledges appends before its fsync (`io/src/log_store.rs`).
+    LogAckBeforeFsync,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 11] = [
+    pub const ALL: [PlantedBug; 12] = [
         PlantedBug::UnlockIgnoresToken,
         PlantedBug::GrantExpiredWaiter,
         PlantedBug::ExpireEarly,
@@ -48,6 +50,7 @@ impl PlantedBug {
         PlantedBug::ViewDropsCoHolders,
         PlantedBug::SemaphoreAdmitsExtra,
         PlantedBug::ElectionTwoLeaders,
+        PlantedBug::LogAckBeforeFsync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl PlantedBug {
             PlantedBug::ViewDropsCoHolders => "view-drops-co-holders",
             PlantedBug::SemaphoreAdmitsExtra => "semaphore-admits-extra",
             PlantedBug::ElectionTwoLeaders => "election-two-leaders",
+            PlantedBug::LogAckBeforeFsync => "log-ack-before-fsync",
         }
     }
 }

@@ -54,6 +54,18 @@ pub trait Disk: Send + Sync + 'static {
     fn last(&self, space: Space) -> io::Result<Option<KeyValue>>;
 
     fn commit(&self, ops: Vec<Op>) -> io::Result<()>;
+
+    /// Applies `ops` atomically, visible to reads at once but durable only once a later
+    /// [`Disk::sync`] (or [`Disk::commit`]) returns: writes become durable in the order
+    /// they were made, so a crash keeps a prefix of them.
+    fn write(&self, ops: Vec<Op>) -> io::Result<()> {
+        self.commit(ops)
+    }
+
+    /// Makes every write made before the call durable (one fsync for all of them).
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The production disk: one fjall database, one keyspace per [`Space`], every batch
@@ -130,6 +142,21 @@ impl Disk for FjallDisk {
             }
         }
         batch.commit().map_err(to_io)
+    }
+
+    fn write(&self, ops: Vec<Op>) -> io::Result<()> {
+        let mut batch = self.db.batch().durability(None);
+        for op in ops {
+            match op {
+                Op::Put(space, key, value) => batch.insert(self.space(space), key, value),
+                Op::Delete(space, key) => batch.remove(self.space(space), key),
+            }
+        }
+        batch.commit().map_err(to_io)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.db.persist(fjall::PersistMode::SyncData).map_err(to_io)
     }
 }
 

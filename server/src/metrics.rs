@@ -100,6 +100,9 @@ pub struct Metrics {
     pub tokio_tasks_alive: IntGauge,
     pub disk_write_bytes_total: IntCounter,
     pub disk_read_bytes_total: IntCounter,
+    /// Every fsync of the data directory (a synced write or the log writer's group
+    /// commit): its count is fsyncs, etcd's `etcd_disk_wal_fsync_duration_seconds`.
+    pub disk_fsync_duration_seconds: Histogram,
     pub network_bytes_sent_total: IntCounterVec,
     pub network_bytes_received_total: IntCounterVec,
     pub snapshot_last_index: IntGauge,
@@ -251,6 +254,10 @@ impl Metrics {
                 "disk_read_bytes_total",
                 "Bytes read from disk"
             )),
+            disk_fsync_duration_seconds: register!(Histogram::with_opts(histogram_opts(
+                "disk_fsync_duration_seconds",
+                "How long each fsync of the data directory took (the count is the fsyncs)"
+            ))),
             network_bytes_sent_total: register!(counter(
                 "network_bytes_sent_total",
                 "Bytes sent",

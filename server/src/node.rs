@@ -95,6 +95,53 @@ pub fn open_disk(data_dir: &Path) -> Result<Arc<dyn Disk>, NodeError> {
 }
 
 /// Starts Raft on `disk` and bootstraps the cluster if this is its first start.
+/// A disk whose fsyncs (synced writes and syncs) are timed into a histogram.
+struct MeteredDisk {
+    inner: Arc<dyn Disk>,
+    fsyncs: prometheus::Histogram,
+}
+
+impl MeteredDisk {
+    fn timed<T>(&self, fsync: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+        let started = tokio::time::Instant::now();
+        let result = fsync();
+        self.fsyncs.observe(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+impl Disk for MeteredDisk {
+    fn get(&self, space: lockmgr_io::Space, key: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+        self.inner.get(space, key)
+    }
+
+    fn scan(
+        &self,
+        space: lockmgr_io::Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> std::io::Result<Vec<lockmgr_io::KeyValue>> {
+        self.inner.scan(space, start, end, limit)
+    }
+
+    fn last(&self, space: lockmgr_io::Space) -> std::io::Result<Option<lockmgr_io::KeyValue>> {
+        self.inner.last(space)
+    }
+
+    fn commit(&self, ops: Vec<lockmgr_io::Op>) -> std::io::Result<()> {
+        self.timed(|| self.inner.commit(ops))
+    }
+
+    fn write(&self, ops: Vec<lockmgr_io::Op>) -> std::io::Result<()> {
+        self.inner.write(ops)
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        self.timed(|| self.inner.sync())
+    }
+}
+
 pub async fn start(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<SharedCtx, NodeError> {
     start_tapped(config, disk, None, Clock::new()).await
 }
@@ -111,6 +158,8 @@ pub async fn start_tapped(
     let wake = Arc::new(Notify::new());
     let settings = &config.metrics;
     let metrics = Arc::new(Metrics::new(settings.path_label_depth, settings.path_label_values_max));
+    let disk: Arc<dyn Disk> =
+        Arc::new(MeteredDisk { inner: disk, fsyncs: metrics.disk_fsync_duration_seconds.clone() });
     let storage_error =
         |source| NodeError::Storage { path: config.data_dir.display().to_string(), source };
     let store = StateMachineStore::open(

@@ -1,9 +1,12 @@
 //! The simulated disk: lockmgr's [`Disk`] in memory, with the faults a real one has.
 //!
-//! A commit is durable when it returns, as the contract says, so a kill between tasks
-//! loses nothing acknowledged. The faults are what happens *during* a write: power lost
-//! mid-commit (the batch is then lost, kept, or torn, a torn batch failing its checksum at
-//! reopen and being discarded, as fjall's journal does), and fsync errors. Either one
+//! A commit (or a sync) is durable when it returns, as the contract says, so a kill
+//! between tasks loses nothing synced. Writes not synced yet (the log's appends before
+//! the log writer's fsync, the committed index) are visible at once and survive a crash
+//! as a prefix, in order, as a journal's do: the crash keeps a random number of them. The
+//! faults are what happens *during* a sync: power lost mid-sync (a prefix of the pending
+//! batches is kept, the next one lost or torn, a torn batch failing its checksum at reopen
+//! and being discarded, as fjall's journal does), and fsync errors. Either one
 //! takes the disk down: every later commit fails, so the node stops (a failed fsync is
 //! fatal) until the harness restarts it on the reopened disk. A read may come back
 //! corrupted: the checksum (fjall checks one on every block it reads) catches it, so the
@@ -67,13 +70,26 @@ impl std::iter::Sum for DiskStats {
 struct State {
     /// What survives a crash.
     durable: MemSpaces,
-    /// What reads see: `durable` plus acknowledged but unsynced batches (planted bug).
+    /// What reads see: `durable` plus the batches written but not synced yet.
     cache: MemSpaces,
     unsynced: Vec<Vec<Op>>,
     down: bool,
     faults: DiskFaults,
     rng: SmallRng,
     stats: DiskStats,
+}
+
+impl State {
+    /// Writes not synced when the node stopped: a random prefix of them reached the
+    /// platter, the rest is gone.
+    fn settle_unsynced(&mut self) {
+        let kept = self.rng.random_range(0..=self.unsynced.len());
+        self.stats.unsynced_dropped += (self.unsynced.len() - kept) as u64;
+        for batch in self.unsynced.drain(..).take(kept) {
+            self.durable.apply(&batch);
+        }
+        self.unsynced.clear();
+    }
 }
 
 #[derive(Debug)]
@@ -114,18 +130,20 @@ impl SimDisk {
         Ok(state)
     }
 
-    /// The machine lost power: what was not durable is gone.
+    /// The machine lost power: what was not durable is gone, but for a prefix of the
+    /// writes that were not synced yet (they may have reached the platter anyway).
     pub fn crash(&self) {
         let mut state = self.state();
+        let state = &mut *state;
         state.stats.crashes += 1;
-        state.stats.unsynced_dropped += state.unsynced.len() as u64;
-        state.unsynced.clear();
+        state.settle_unsynced();
         state.cache = state.durable.clone();
     }
 
     /// The node comes back on this disk (after a crash or a failed write).
     pub fn reopen(&self) {
         let mut state = self.state();
+        state.settle_unsynced();
         state.down = false;
         state.cache = state.durable.clone();
     }
@@ -173,6 +191,21 @@ impl Disk for SimDisk {
     }
 
     fn commit(&self, ops: Vec<Op>) -> io::Result<()> {
+        self.write(ops)?;
+        self.sync()
+    }
+
+    fn write(&self, ops: Vec<Op>) -> io::Result<()> {
+        let mut state = self.state();
+        if state.down {
+            return Err(io::Error::other("the disk is down"));
+        }
+        state.cache.apply(&ops);
+        state.unsynced.push(ops);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
         let mut state = self.state();
         let state = &mut *state;
         if state.down {
@@ -181,14 +214,23 @@ impl Disk for SimDisk {
         state.stats.commits += 1;
         if state.rng.random_bool(state.faults.power_loss_per_commit) {
             state.down = true;
-            match state.rng.random_range(0..3) {
-                0 => state.stats.lost += 1,
-                1 => {
-                    state.stats.kept += 1;
-                    state.durable.apply(&ops);
+            // A prefix of the pending batches made it; the next one was lost, kept or
+            // torn (its checksum fails at reopen, so it is discarded); none after it.
+            let pending = std::mem::take(&mut state.unsynced);
+            let kept = state.rng.random_range(0..pending.len().max(1));
+            let mut pending = pending.into_iter();
+            for batch in pending.by_ref().take(kept) {
+                state.durable.apply(&batch);
+            }
+            if let Some(batch) = pending.next() {
+                match state.rng.random_range(0..3) {
+                    0 => state.stats.lost += 1,
+                    1 => {
+                        state.stats.kept += 1;
+                        state.durable.apply(&batch);
+                    }
+                    _ => state.stats.torn += 1,
                 }
-                // Torn: the batch's checksum fails at reopen, so it is discarded.
-                _ => state.stats.torn += 1,
             }
             return Err(io::Error::other("simulated power loss during a write"));
         }
@@ -197,17 +239,17 @@ impl Disk for SimDisk {
             state.stats.fsync_errors += 1;
             return Err(io::Error::other("simulated fsync failure"));
         }
-        state.cache.apply(&ops);
         if planted(PlantedBug::AckBeforeFsync) {
             // The bug: acknowledged now, durable only at the next periodic flush.
-            state.unsynced.push(ops);
             if state.unsynced.len() >= 64 {
                 for batch in std::mem::take(&mut state.unsynced) {
                     state.durable.apply(&batch);
                 }
             }
         } else {
-            state.durable.apply(&ops);
+            for batch in std::mem::take(&mut state.unsynced) {
+                state.durable.apply(&batch);
+            }
         }
         Ok(())
     }

@@ -235,7 +235,9 @@ async fn the_acquisition_stream_reports_the_queue_the_grant_jeopardy_and_the_los
         panic!("granted")
     };
     assert_eq!(third.next().await.unwrap(), Some(LockState::Queued { position: 0, ahead: 1 }));
-    assert!(second.guard().is_some_and(|guard| guard.fencing_token() == token));
+    // The guard releases the lock when dropped: kept until the lease is revoked.
+    let guard = second.guard().expect("acquired");
+    assert_eq!(guard.fencing_token(), token);
 
     b.close().await.unwrap();
     let lost = second.next().await.unwrap();
@@ -244,6 +246,7 @@ async fn the_acquisition_stream_reports_the_queue_the_grant_jeopardy_and_the_los
         "{lost:?}"
     );
     assert!(matches!(third.next().await.unwrap(), Some(LockState::Acquired { .. })));
+    drop(guard);
 
     // A lease nobody renews: jeopardy a third of its TTL in, then lost when it expires.
     let lease = client.grant_lease(Duration::from_secs(3)).await.unwrap();
