@@ -7,7 +7,6 @@
 //! lease id, though etcd-client binds each stream to one).
 
 use std::{
-    collections::HashMap,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -19,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Streaming, codegen::http::uri::PathAndQuery, transport::Channel};
 
-use crate::system::{Conn, KeepaliveModel, Result, Route, Router, Setup, System};
+use crate::system::{Conn, KeepaliveModel, Result, Route, Router, Setup, Streams, System};
 
 #[derive(Debug)]
 pub struct Etcd {
@@ -173,14 +172,14 @@ pub struct EtcdConn {
 
 /// etcd's `etcdserverpb.LeaseKeepAliveRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
-struct KeepAliveRequest {
+pub struct KeepAliveRequest {
     #[prost(int64, tag = "1")]
     id: i64,
 }
 
 /// etcd's `etcdserverpb.LeaseKeepAliveResponse` (its header is skipped).
 #[derive(Clone, PartialEq, prost::Message)]
-struct KeepAliveResponse {
+pub struct KeepAliveResponse {
     #[prost(int64, tag = "2")]
     id: i64,
     #[prost(int64, tag = "3")]
@@ -188,7 +187,7 @@ struct KeepAliveResponse {
 }
 
 /// A keepalive stream: where pings go, and their answers.
-type Stream = (mpsc::Sender<KeepAliveRequest>, Streaming<KeepAliveResponse>);
+pub type Stream = (mpsc::Sender<KeepAliveRequest>, Streaming<KeepAliveResponse>);
 
 impl EtcdConn {
     /// A new stream, its first ping (of `lease`) already queued: a gRPC server may send
@@ -225,12 +224,7 @@ impl Drop for EtcdSession {
     }
 }
 
-/// The worker's one shared stream, or a stream per lease, opened as needed.
-#[derive(Debug, Default)]
-pub struct Keeper {
-    shared: Option<Stream>,
-    per_lease: HashMap<i64, Stream>,
-}
+pub type Keeper = Streams<Stream>;
 
 fn whole_seconds(ttl: Duration) -> i64 {
     ttl.as_secs().max(1) as i64
@@ -277,29 +271,11 @@ impl Conn for EtcdConn {
     }
 
     async fn keeper(&mut self) -> Result<Keeper> {
-        Ok(Keeper::default())
+        Ok(Streams::new(self.keepalive))
     }
 
     async fn keep_alive(&mut self, keeper: &mut Keeper, lease: i64) -> Result<bool> {
-        let fresh = match self.keepalive {
-            KeepaliveModel::Shared => keeper.shared.is_none(),
-            KeepaliveModel::PerLease => !keeper.per_lease.contains_key(&lease),
-        };
-        if fresh {
-            let opened = self.open(lease).await?;
-            match self.keepalive {
-                KeepaliveModel::Shared => keeper.shared = Some(opened),
-                KeepaliveModel::PerLease => {
-                    keeper.per_lease.insert(lease, opened);
-                }
-            }
-        }
-        let stream = match self.keepalive {
-            KeepaliveModel::Shared => keeper.shared.as_mut(),
-            KeepaliveModel::PerLease => keeper.per_lease.get_mut(&lease),
-        };
-        let stream = stream.expect("opened above");
-        let (requests, answers) = stream;
+        let ((requests, answers), fresh) = keeper.get(lease, self.open(lease)).await?;
         if !fresh {
             requests.send(KeepAliveRequest { id: lease }).await?;
         }

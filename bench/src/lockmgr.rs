@@ -2,7 +2,7 @@
 //! client library for sessions and locks (given the one member the route picks), and the
 //! raw lease stream for bare keepalives on a channel of its own to that member.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use lockmgr_client::{Client, ClientConfig, LockGuard, Session};
 use lockmgr_proto::v1::{
@@ -12,7 +12,7 @@ use lockmgr_tests::Cluster;
 use tokio::sync::mpsc;
 use tonic::{Code, Streaming, transport::Channel};
 
-use crate::system::{Conn, KeepaliveModel, Result, Route, Router, Setup, System};
+use crate::system::{Conn, KeepaliveModel, Result, Route, Router, Setup, Streams, System};
 
 /// How long a blocking lock may wait: longer than any workload.
 const WAIT: Duration = Duration::from_mins(10);
@@ -82,14 +82,9 @@ pub struct LockmgrConn {
 }
 
 /// A keepalive stream: where pings go, and their answers.
-type Stream = (mpsc::Sender<LeaseKeepAliveRequest>, Streaming<LeaseKeepAliveResponse>);
+pub type Stream = (mpsc::Sender<LeaseKeepAliveRequest>, Streaming<LeaseKeepAliveResponse>);
 
-/// The worker's one shared stream, or a stream per lease, opened as needed.
-#[derive(Debug, Default)]
-pub struct Keeper {
-    shared: Option<Stream>,
-    per_lease: HashMap<i64, Stream>,
-}
+pub type Keeper = Streams<Stream>;
 
 impl LockmgrConn {
     /// A new stream, its first ping (of `lease`) already queued: a gRPC server may send
@@ -130,29 +125,11 @@ impl Conn for LockmgrConn {
     }
 
     async fn keeper(&mut self) -> Result<Keeper> {
-        Ok(Keeper::default())
+        Ok(Streams::new(self.keepalive))
     }
 
     async fn keep_alive(&mut self, keeper: &mut Keeper, lease: i64) -> Result<bool> {
-        let fresh = match self.keepalive {
-            KeepaliveModel::Shared => keeper.shared.is_none(),
-            KeepaliveModel::PerLease => !keeper.per_lease.contains_key(&lease),
-        };
-        if fresh {
-            let opened = self.open(lease).await?;
-            match self.keepalive {
-                KeepaliveModel::Shared => keeper.shared = Some(opened),
-                KeepaliveModel::PerLease => {
-                    keeper.per_lease.insert(lease, opened);
-                }
-            }
-        }
-        let stream = match self.keepalive {
-            KeepaliveModel::Shared => keeper.shared.as_mut(),
-            KeepaliveModel::PerLease => keeper.per_lease.get_mut(&lease),
-        };
-        let stream = stream.expect("opened above");
-        let (requests, answers) = stream;
+        let ((requests, answers), fresh) = keeper.get(lease, self.open(lease)).await?;
         if !fresh {
             requests.send(LeaseKeepAliveRequest { lease_id: lease }).await?;
         }

@@ -5,6 +5,7 @@
 //! lease keepalives, sent in the same [`KeepaliveModel`].
 
 use std::{
+    collections::HashMap,
     future::Future,
     sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
@@ -77,6 +78,39 @@ pub enum KeepaliveModel {
     Shared,
     /// One stream per lease (etcd-client's and clientv3's model), one ping in flight.
     PerLease,
+}
+
+/// A worker's keepalive streams, by [`KeepaliveModel`]: its one shared stream, or one
+/// per lease, each opened when first needed.
+#[derive(Debug)]
+pub struct Streams<S> {
+    model: KeepaliveModel,
+    /// By lease (`None`: the shared stream).
+    open: HashMap<Option<i64>, S>,
+}
+
+impl<S> Streams<S> {
+    pub fn new(model: KeepaliveModel) -> Streams<S> {
+        Streams { model, open: HashMap::new() }
+    }
+
+    /// The stream that carries `lease`'s pings, opened by `open` if there is none yet, and
+    /// whether it was (its first ping is then already sent).
+    pub async fn get(
+        &mut self,
+        lease: i64,
+        open: impl Future<Output = Result<S>>,
+    ) -> Result<(&mut S, bool)> {
+        let key = match self.model {
+            KeepaliveModel::Shared => None,
+            KeepaliveModel::PerLease => Some(lease),
+        };
+        let fresh = !self.open.contains_key(&key);
+        if fresh {
+            self.open.insert(key, open.await?);
+        }
+        Ok((self.open.get_mut(&key).expect("opened above"), fresh))
+    }
 }
 
 /// How both systems' clients are set up.

@@ -51,7 +51,7 @@ impl Ctl {
         match self.output {
             Output::Human => write_stdout(&view.human()),
             Output::Json => {
-                write_stdout(&serde_json::to_string(view).expect("plain structs serialize"));
+                write_stdout(&json_line(view));
             }
         }
     }
@@ -186,6 +186,11 @@ pub fn write_stdout(line: &str) {
 }
 
 /// One line on stdout, flushed (a script may be waiting for it).
+/// One JSON object, on one line.
+pub fn json_line(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("plain structs serialize")
+}
+
 pub fn try_write_stdout(line: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}").and_then(|()| stdout.flush())

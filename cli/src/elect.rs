@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     args::{ElectArgs, Output},
-    commands::{Ctl, note_ttl, try_write_stdout},
+    commands::{Ctl, json_line, note_ttl, try_write_stdout},
     exit::EXIT_SESSION_LOST,
     supervise::{Signals, signal_exit_code},
 };
@@ -149,8 +149,4 @@ impl Ctl {
         };
         crate::commands::write_stdout(&line);
     }
-}
-
-fn json_line(value: &impl Serialize) -> String {
-    serde_json::to_string(value).expect("plain structs serialize")
 }

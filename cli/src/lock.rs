@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     args::LockArgs,
-    commands::{Ctl, note_ttl, try_write_stdout},
+    commands::{Ctl, json_line, note_ttl, try_write_stdout},
     exit::{EXIT_BUSY, EXIT_SESSION_LOST},
     supervise::{Signals, Supervised, exit_code, signal_exit_code, spawn_exit_code},
 };
@@ -317,8 +317,4 @@ fn state_note<'a>(path: &'a str, state: &LockState) -> Note<'a> {
         LockState::Busy => ("busy", format!("{path} is busy")),
     };
     Note { event, path, message }
-}
-
-fn json_line(value: &impl Serialize) -> String {
-    serde_json::to_string(value).expect("plain structs serialize")
 }

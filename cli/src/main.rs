@@ -117,9 +117,7 @@ fn offline(output: Output, result: Result<impl crate::views::View, snapshot::Fai
         Ok(view) => {
             match output {
                 Output::Human => commands::write_stdout(&view.human()),
-                Output::Json => commands::write_stdout(
-                    &serde_json::to_string(&view).expect("plain structs serialize"),
-                ),
+                Output::Json => commands::write_stdout(&commands::json_line(&view)),
             }
             ExitCode::SUCCESS
         }

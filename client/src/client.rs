@@ -12,8 +12,8 @@ use lockmgr_proto::{
     Channels, error_detail,
     v1::{
         self, cluster_service_client::ClusterServiceClient,
-        election_service_client::ElectionServiceClient, lease_service_client::LeaseServiceClient,
-        lock_service_client::LockServiceClient, watch_service_client::WatchServiceClient,
+        lease_service_client::LeaseServiceClient, lock_service_client::LockServiceClient,
+        watch_service_client::WatchServiceClient,
     },
 };
 use tonic::{Code, Status, Streaming, transport::Channel};
@@ -151,7 +151,11 @@ impl Client {
     }
 
     /// [`Client::retrying`], each attempt given `patience` for its answer.
-    async fn retrying_within<T, F, Fut>(&self, patience: Duration, mut call: F) -> Result<T, Error>
+    pub(crate) async fn retrying_within<T, F, Fut>(
+        &self,
+        patience: Duration,
+        mut call: F,
+    ) -> Result<T, Error>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -258,13 +262,7 @@ impl Client {
 
     /// One `Lock` call, retried as is (same request id) until answered.
     pub async fn lock(&self, request: v1::LockRequest) -> Result<v1::LockResponse, Error> {
-        let mut patience = self.inner.config.attempt_timeout;
-        if request.wait_timeout_ms > 0 {
-            // The server answers by the wait time-out (plus a grace); past a day the
-            // deadline only guards against a silent connection.
-            let wait = Duration::from_millis(request.wait_timeout_ms).min(Duration::from_hours(24));
-            patience = wait + Duration::from_secs(10);
-        }
+        let patience = self.waiting_patience(request.wait_timeout_ms);
         self.retrying_within(patience, |c| {
             let mut request = traced(tonic::Request::new(request.clone()));
             if request.get_ref().wait_timeout_ms > 0 {
@@ -278,88 +276,12 @@ impl Client {
     /// Patience for a call that waits in a queue up to `wait_timeout_ms`: the server
     /// answers by then (plus a grace); past a day the deadline only guards against a
     /// silent connection.
-    fn waiting_patience(&self, wait_timeout_ms: u64) -> Duration {
+    pub(crate) fn waiting_patience(&self, wait_timeout_ms: u64) -> Duration {
         if wait_timeout_ms == 0 {
             return self.inner.config.attempt_timeout;
         }
         Duration::from_millis(wait_timeout_ms).min(Duration::from_hours(24))
             + Duration::from_secs(10)
-    }
-
-    /// One `LockStream` call, opened again as is (same request id) until a member
-    /// answers; the stream of acquisition states is the caller's to follow.
-    pub async fn lock_stream(
-        &self,
-        request: v1::LockRequest,
-    ) -> Result<Streaming<v1::LockStreamResponse>, Error> {
-        self.retrying(|c| {
-            let request = traced(tonic::Request::new(request.clone()));
-            async move { Ok(Self::lock_service(c).lock_stream(request).await?.into_inner()) }
-        })
-        .await
-    }
-
-    /// One `Campaign` call, retried as is (same request id) until answered: the leader
-    /// key once the lease leads. `wait_timeout_ms` 0 waits as long as the server allows.
-    pub async fn campaign(
-        &self,
-        request: v1::CampaignRequest,
-    ) -> Result<v1::CampaignResponse, Error> {
-        let wait_ms = match request.wait_timeout_ms {
-            0 => 3_600_000,
-            ms => ms,
-        };
-        let patience = self.waiting_patience(wait_ms);
-        self.retrying_within(patience, |c| {
-            let mut request = traced(tonic::Request::new(request.clone()));
-            request.set_timeout(patience);
-            async move { Ok(ElectionServiceClient::new(c).campaign(request).await?.into_inner()) }
-        })
-        .await
-    }
-
-    pub async fn proclaim(
-        &self,
-        request: v1::ProclaimRequest,
-    ) -> Result<v1::ProclaimResponse, Error> {
-        self.retrying(|c| {
-            let request = request.clone();
-            async move { Ok(ElectionServiceClient::new(c).proclaim(request).await?.into_inner()) }
-        })
-        .await
-    }
-
-    pub async fn resign(&self, request: v1::ResignRequest) -> Result<v1::ResignResponse, Error> {
-        self.retrying(|c| {
-            let request = request.clone();
-            async move { Ok(ElectionServiceClient::new(c).resign(request).await?.into_inner()) }
-        })
-        .await
-    }
-
-    /// The election's current leader (a linearizable read), if any.
-    pub async fn leader(&self, name: &str) -> Result<v1::LeaderResponse, Error> {
-        let request = v1::LeaderRequest { name: name.into(), consistency: 0 };
-        self.retrying(|c| {
-            let request = request.clone();
-            async move { Ok(ElectionServiceClient::new(c).leader(request).await?.into_inner()) }
-        })
-        .await
-    }
-
-    /// Streams the election's leadership: the leader now (or the changes from
-    /// `start_revision`), then every change.
-    pub async fn observe(
-        &self,
-        name: &str,
-        start_revision: u64,
-    ) -> Result<Streaming<v1::ObserveResponse>, Error> {
-        let request = v1::ObserveRequest { name: name.into(), start_revision };
-        self.retrying(|c| {
-            let request = request.clone();
-            async move { Ok(ElectionServiceClient::new(c).observe(request).await?.into_inner()) }
-        })
-        .await
     }
 
     pub async fn unlock(&self, request: v1::UnlockRequest) -> Result<v1::UnlockResponse, Error> {
@@ -527,13 +449,13 @@ impl Client {
 /// `request` with the current span's W3C trace context (`traceparent`), if any (with the
 /// `otel` feature; without it a request carries no trace context).
 #[cfg(not(feature = "otel"))]
-fn traced<T>(request: tonic::Request<T>) -> tonic::Request<T> {
+pub(crate) fn traced<T>(request: tonic::Request<T>) -> tonic::Request<T> {
     request
 }
 
 /// `request` with the current span's W3C trace context (`traceparent`), if any.
 #[cfg(feature = "otel")]
-fn traced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
+pub(crate) fn traced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
     struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
     impl opentelemetry::propagation::Injector for Metadata<'_> {
         fn set(&mut self, key: &str, value: String) {

@@ -6,14 +6,97 @@
 
 use std::time::Duration;
 
-use lockmgr_proto::v1::{self, AcquisitionState, LeaderKey};
+use lockmgr_proto::v1::{
+    self, AcquisitionState, LeaderKey, election_service_client::ElectionServiceClient,
+};
 use tonic::{Code, Streaming};
 use tracing::debug;
 
 use crate::{
+    client::{Client, traced},
     error::Error,
     session::{LockGuard, LockMode, Session},
 };
+
+/// The election service's calls and the lock stream, each retried as the other calls
+/// are (the same request id on every member, following the leader).
+impl Client {
+    /// One `LockStream` call, opened again as is (same request id) until a member
+    /// answers; the stream of acquisition states is the caller's to follow.
+    pub async fn lock_stream(
+        &self,
+        request: v1::LockRequest,
+    ) -> Result<Streaming<v1::LockStreamResponse>, Error> {
+        self.retrying(|c| {
+            let request = traced(tonic::Request::new(request.clone()));
+            async move { Ok(Self::lock_service(c).lock_stream(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// One `Campaign` call, retried as is (same request id) until answered: the leader
+    /// key once the lease leads. `wait_timeout_ms` 0 waits as long as the server allows.
+    pub async fn campaign(
+        &self,
+        request: v1::CampaignRequest,
+    ) -> Result<v1::CampaignResponse, Error> {
+        // 0 waits as long as the server allows, which only the server knows.
+        let patience = match request.wait_timeout_ms {
+            0 => self.waiting_patience(u64::MAX),
+            ms => self.waiting_patience(ms),
+        };
+        self.retrying_within(patience, |c| {
+            let mut request = traced(tonic::Request::new(request.clone()));
+            request.set_timeout(patience);
+            async move { Ok(ElectionServiceClient::new(c).campaign(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn proclaim(
+        &self,
+        request: v1::ProclaimRequest,
+    ) -> Result<v1::ProclaimResponse, Error> {
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(ElectionServiceClient::new(c).proclaim(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn resign(&self, request: v1::ResignRequest) -> Result<v1::ResignResponse, Error> {
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(ElectionServiceClient::new(c).resign(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// The election's current leader (a linearizable read), if any.
+    pub async fn leader(&self, name: &str) -> Result<v1::LeaderResponse, Error> {
+        let request = v1::LeaderRequest { name: name.into(), consistency: 0 };
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(ElectionServiceClient::new(c).leader(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Streams the election's leadership: the leader now (or the changes from
+    /// `start_revision`), then every change.
+    pub async fn observe(
+        &self,
+        name: &str,
+        start_revision: u64,
+    ) -> Result<Streaming<v1::ObserveResponse>, Error> {
+        let request = v1::ObserveRequest { name: name.into(), start_revision };
+        self.retrying(|c| {
+            let request = request.clone();
+            async move { Ok(ElectionServiceClient::new(c).observe(request).await?.into_inner()) }
+        })
+        .await
+    }
+}
 
 impl Session {
     /// Campaigns for the election `name` with `value`, waiting up to `wait` (zero: as

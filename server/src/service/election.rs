@@ -55,7 +55,7 @@ impl ElectionApi {
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         let campaign = request.get_ref().clone();
-        parse_path(&self.ctx, &campaign.name)?;
+        let path = parse_path(&self.ctx, &campaign.name)?;
         self.check_value(&campaign.value)?;
         let wait_timeout_ms = match campaign.wait_timeout_ms {
             0 => self.ctx.config.limits.wait_timeout_ms_max,
@@ -77,14 +77,13 @@ impl ElectionApi {
         // its leadership, and the value becomes the new one (as etcd does).
         let held_value = {
             let replica = self.ctx.store.lock();
-            let path = parse_path(&self.ctx, &campaign.name)?;
             leader_of(&replica.machine, &path)?
                 .filter(|holder| holder.token == granted.fencing_token)
                 .map(|holder| holder.holder_id)
         };
         if held_value.is_some_and(|held| held != campaign.value) {
             let command = Command::Proclaim {
-                path: parse_path(&self.ctx, &campaign.name)?,
+                path,
                 lease_id: LeaseId(campaign.lease_id),
                 token: granted.fencing_token,
                 value: campaign.value.clone(),
@@ -178,37 +177,41 @@ impl ElectionApi {
             let replica = self.ctx.store.lock();
             match replica.observer.hub.subscribe(observe.start_revision) {
                 Err(gone) => Err(gone.oldest_revision),
-                // From now: the leader as of this read, then what follows it (the read and
-                // the subscription are one instant: applies wait on this lock).
-                Ok(subscription) if observe.start_revision == 0 => {
-                    let now = leader_of(&replica.machine, &path).map(|leader| split(&path, leader));
-                    Ok((subscription, Some((now, replica.machine.revision()))))
+                Ok(subscription) => {
+                    // From now: the leader as of this read, then what follows it (the
+                    // read and the subscription are one instant: applies wait on this lock).
+                    let now = if observe.start_revision == 0 {
+                        let (leader, value) = split(&path, leader_of(&replica.machine, &path)?);
+                        Some((leader, value, replica.machine.revision()))
+                    } else {
+                        None
+                    };
+                    Ok((subscription, now))
                 }
-                Ok(subscription) => Ok((subscription, None)),
             }
         };
         match start {
             Err(oldest) => {
-                let gone = compacted(&self.ctx, oldest);
-                let message = ObserveResponse {
-                    header: gone.header,
-                    compacted: true,
-                    compact_revision: gone.compact_revision,
-                    ..ObserveResponse::default()
-                };
-                let _ = out.send(Ok(message)).await;
+                let _ = out.send(Ok(compacted_observe(&self.ctx, oldest))).await;
             }
             Ok((subscription, now)) => {
                 let ctx = self.ctx.clone();
-                let now = match now {
-                    Some((Ok((leader, value)), revision)) => Some((leader, value, revision)),
-                    Some((Err(status), _)) => return Err(status),
-                    None => None,
-                };
                 tokio::spawn(pump(ctx, slot, path, observe.start_revision, now, subscription, out));
             }
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+    }
+}
+
+/// Watch's compacted notice, as an observe answer: the stream ends; observe again from
+/// `compact_revision`.
+fn compacted_observe(ctx: &SharedCtx, compact_revision: u64) -> ObserveResponse {
+    let gone = compacted(ctx, compact_revision);
+    ObserveResponse {
+        header: gone.header,
+        compacted: true,
+        compact_revision: gone.compact_revision,
+        ..ObserveResponse::default()
     }
 }
 
@@ -324,14 +327,7 @@ async fn pump(
                 }
             }
             Err(RecvError::Lagged(_) | RecvError::Closed) => {
-                let gone = compacted(&ctx, last_revision + 1);
-                let message = ObserveResponse {
-                    header: gone.header,
-                    compacted: true,
-                    compact_revision: gone.compact_revision,
-                    ..ObserveResponse::default()
-                };
-                let _ = out.send(Ok(message)).await;
+                let _ = out.send(Ok(compacted_observe(&ctx, last_revision + 1))).await;
                 return;
             }
         }

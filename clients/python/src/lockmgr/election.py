@@ -16,8 +16,9 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from lockmgr import _held
 from lockmgr._stream import Resuming, StreamCall
-from lockmgr.errors import LeaseNotFound, LockmgrError, LockNotHeld, SessionLost, WatchCompacted
+from lockmgr.errors import LockmgrError, WatchCompacted
 from lockmgr.types import Leader, LeaderChange
 from lockmgr.v1 import lockmgr_pb2 as pb
 
@@ -122,18 +123,8 @@ class Leadership:
     ) -> None:
         try:
             self.resign()
-        except (LeaseNotFound, LockNotHeld) as error:
-            # Leadership went with the lease while the block ran: say so, as a lock does.
-            if exc is None:
-                raise SessionLost(
-                    f"lease {self.lease_id} was lost while leading {self.name}: {error}",
-                    code=error.code,
-                    reason=error.reason,
-                ) from error
-        except LockmgrError:
-            if exc is None:
-                raise
-            log.warning("resigning %s failed; its lease will end it", self.name, exc_info=True)
+        except LockmgrError as error:
+            _held.end_failed(error, exc, self.lease_id, f"leading {self.name}", f"resigning {self.name} failed; its lease will end it", log)
 
 
 class _Superseded(threading.Thread):

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from lockmgr import _held
 from lockmgr import _policy as policy
 from lockmgr.errors import (
     Answer,
     LeaseNotFound,
     LockBusy,
     LockmgrError,
-    LockNotHeld,
     SessionLost,
 )
 from lockmgr.types import LeaseTimeToLive, LockMode
@@ -307,19 +307,8 @@ class Lock:
     ) -> None:
         try:
             self.unlock()
-        except (LeaseNotFound, LockNotHeld) as error:
-            # The lock went with its lease while the block ran: what it did may not have
-            # been exclusive. Say so, unless the block is already raising.
-            if exc is None:
-                raise SessionLost(
-                    f"lease {self.lease_id} was lost while {self.path} was held: {error}",
-                    code=error.code,
-                    reason=error.reason,
-                ) from error
-        except LockmgrError:
-            if exc is None:
-                raise
-            log.warning("unlocking %s failed; its lease will release it", self.path, exc_info=True)
+        except LockmgrError as error:
+            _held.end_failed(error, exc, self.lease_id, f"{self.path} was held", f"unlocking {self.path} failed; its lease will release it", log)
 
 
 # --- the keepalive thread ---

@@ -9,9 +9,10 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from lockmgr import _held
 from lockmgr.aio._stream import Resuming, StreamCall
 from lockmgr.election import observed_change
-from lockmgr.errors import LeaseNotFound, LockmgrError, LockNotHeld, SessionLost, WatchCompacted
+from lockmgr.errors import LockmgrError, WatchCompacted
 from lockmgr.types import Leader, LeaderChange
 from lockmgr.v1 import lockmgr_pb2 as pb
 
@@ -106,17 +107,8 @@ class Leadership:
     ) -> None:
         try:
             await self.resign()
-        except (LeaseNotFound, LockNotHeld) as error:
-            if exc is None:
-                raise SessionLost(
-                    f"lease {self.lease_id} was lost while leading {self.name}: {error}",
-                    code=error.code,
-                    reason=error.reason,
-                ) from error
-        except LockmgrError:
-            if exc is None:
-                raise
-            log.warning("resigning %s failed; its lease will end it", self.name, exc_info=True)
+        except LockmgrError as error:
+            _held.end_failed(error, exc, self.lease_id, f"leading {self.name}", f"resigning {self.name} failed; its lease will end it", log)
 
 
 # A follow of a leadership that failed (no member answered) is tried again after this.
